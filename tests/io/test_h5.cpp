@@ -1,0 +1,195 @@
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <numeric>
+
+#include "evformer/error.hpp"
+#include "evformer/io/h5.hpp"
+#include "support.hpp"
+
+using evformer::FileError;
+using evformer::test::ScratchDir;
+namespace h5 = evformer::io::h5;
+
+namespace {
+
+template <class T>
+void round_trip_type(const ScratchDir& dir) {
+    const auto file = dir / "t.h5";
+    std::vector<T> data(24);
+    std::iota(data.begin(), data.end(), T(1));
+    std::vector<T> scalar{T(42)};
+    {
+        h5::Writer w(file);
+        w.write<T>("a/b/tensor", data, {2, 3, 4});
+        w.write<T>("flat", data, {24}, {.chunk_rows = 5, .gzip_level = 4});
+        w.write<T>("scalar", scalar, {});
+        w.write<T>("empty", std::vector<T>{}, {0});
+        w.commit();
+    }
+    h5::Reader r(file);
+    CHECK(r.dtype("a/b/tensor") == h5::dtype_of<T>());
+    CHECK(r.shape("a/b/tensor") == h5::Shape{2, 3, 4});
+    CHECK(r.read<T>("a/b/tensor") == data);
+    CHECK(r.read<T>("/a/b/tensor", {2, 3, 4}) == data);
+    CHECK(r.read<T>("flat") == data);
+    CHECK(r.read<T>("scalar") == scalar);
+    CHECK(r.shape("scalar").empty());
+    CHECK(r.read<T>("empty").empty());
+    CHECK(r.read_rows<T>("a/b/tensor", 1, 1) ==
+          std::vector<T>(data.begin() + 12, data.end()));
+    CHECK(r.read_rows<T>("flat", 20, 4) == std::vector<T>(data.begin() + 20, data.end()));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("h5 store round-trips every element type and shape", T, float, double,
+                   std::int8_t, std::uint8_t, std::int16_t, std::uint16_t, std::int32_t,
+                   std::uint32_t, std::int64_t, std::uint64_t) {
+    ScratchDir dir;
+    round_trip_type<T>(dir);
+}
+
+TEST_CASE("h5 store keeps string and number attributes on groups and datasets") {
+    ScratchDir dir;
+    const auto file = dir / "attrs.h5";
+    {
+        h5::Writer w(file);
+        w.group("g/h");
+        w.write<float>("g/h/w", std::vector<float>{1.5f}, {1});
+        w.attr("/", "format", std::string("evformer-test"));
+        w.attr("/", "version", std::int64_t{3});
+        w.attr("g/h", "accuracy", 0.913);
+        w.attr("g/h/w", "empty", std::string());
+        w.commit();
+    }
+    h5::Reader r(file);
+    CHECK(r.attr_string("/", "format") == "evformer-test");
+    CHECK(r.attr_int("/", "version") == 3);
+    CHECK(r.attr_number("g/h", "accuracy") == doctest::Approx(0.913));
+    CHECK(r.attr_string("g/h/w", "empty").empty());
+    CHECK(r.is_group("g"));
+    CHECK(r.is_dataset("g/h/w"));
+    CHECK(r.list("g") == std::vector<std::string>{"h"});
+    CHECK(r.list("/") == std::vector<std::string>{"g"});
+    CHECK(r.has_attr("/", "version"));
+    CHECK_FALSE(r.has_attr("/", "nope"));
+    CHECK_THROWS_WITH_AS(r.attr_string("/", "version"), doctest::Contains("expected a string"),
+                         FileError);
+}
+
+TEST_CASE("h5 appendable datasets grow chunk by chunk") {
+    ScratchDir dir;
+    const auto file = dir / "grow.h5";
+    {
+        h5::Writer w(file);
+        w.create_appendable<std::int64_t>("events/t", 4, 1);
+        for (std::int64_t k = 0; k < 5; ++k) {
+            std::vector<std::int64_t> part{3 * k, 3 * k + 1, 3 * k + 2};
+            w.append<std::int64_t>("events/t", part);
+        }
+        w.commit();
+    }
+    h5::Reader r(file);
+    auto t = r.read<std::int64_t>("events/t");
+    REQUIRE(t.size() == 15);
+    for (std::size_t i = 0; i < t.size(); ++i) CHECK(t[i] == static_cast<std::int64_t>(i));
+}
+
+TEST_CASE("h5 reader converts stored integers to the requested type") {
+    ScratchDir dir;
+    const auto file = dir / "conv.h5";
+    {
+        h5::Writer w(file);
+        w.write<std::uint16_t>("x", std::vector<std::uint16_t>{1, 65535}, {2});
+        w.commit();
+    }
+    h5::Reader r(file);
+    CHECK(r.read<std::int64_t>("x") == std::vector<std::int64_t>{1, 65535});
+    CHECK(r.read<float>("x") == std::vector<float>{1.f, 65535.f});
+}
+
+TEST_CASE("h5 reader errors name the file and the missing or misshapen tensor") {
+    ScratchDir dir;
+    const auto file = dir / "e.h5";
+    {
+        h5::Writer w(file);
+        w.write<float>("w", std::vector<float>(6, 0.f), {2, 3});
+        w.commit();
+    }
+    h5::Reader r(file);
+    CHECK_THROWS_WITH_AS(r.read<float>("missing/tensor"),
+                         doctest::Contains("no dataset /missing/tensor"), FileError);
+    CHECK_THROWS_WITH_AS(r.read<float>("w", {3, 2}),
+                         doctest::Contains("/w has shape (2, 3), expected (3, 2)"), FileError);
+    CHECK_THROWS_WITH_AS(r.read_rows<float>("w", 1, 5), doctest::Contains("rows 1..6"),
+                         FileError);
+    CHECK_THROWS_WITH_AS(h5::Reader(dir / "none.h5"), doctest::Contains("no such file"),
+                         FileError);
+}
+
+TEST_CASE("h5 writer rejects data whose length does not match the shape") {
+    ScratchDir dir;
+    h5::Writer w(dir / "x.h5");
+    CHECK_THROWS_AS(w.write<float>("w", std::vector<float>(5), {2, 3}), evformer::ConfigError);
+}
+
+TEST_CASE("h5 reader rejects a file that is not HDF5 or is truncated") {
+    ScratchDir dir;
+    evformer::test::write_bytes(dir / "text.h5", {'h', 'e', 'l', 'l', 'o'});
+    CHECK_THROWS_WITH_AS(h5::Reader(dir / "text.h5"), doctest::Contains("not an HDF5 file"),
+                         FileError);
+    {
+        h5::Writer w(dir / "full.h5");
+        w.write<float>("w", std::vector<float>(4096, 1.f), {4096});
+        w.commit();
+    }
+    auto bytes = evformer::test::read_bytes(dir / "full.h5");
+    bytes.resize(bytes.size() / 2);
+    evformer::test::write_bytes(dir / "half.h5", bytes);
+    CHECK_THROWS_AS(
+        [&] {
+            h5::Reader r(dir / "half.h5");
+            (void)r.read<float>("w");
+        }(),
+        FileError);
+}
+
+TEST_CASE("an uncommitted writer leaves no file under the final name") {
+    ScratchDir dir;
+    const auto file = dir / "atomic.h5";
+    {
+        h5::Writer w(file);
+        w.write<float>("w", std::vector<float>(10, 1.f), {10});
+        CHECK(std::filesystem::exists(w.temporary_path()));
+        CHECK_FALSE(std::filesystem::exists(file));
+    }
+    CHECK_FALSE(std::filesystem::exists(file));
+}
+
+TEST_CASE("a writer killed midway leaves no file under the final name, and the old one intact") {
+    ScratchDir dir;
+    const auto file = dir / "killed.h5";
+    {
+        h5::Writer w(file);
+        w.attr("/", "generation", std::int64_t{1});
+        w.commit();
+    }
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        h5::Writer w(file);
+        w.attr("/", "generation", std::int64_t{2});
+        w.write<float>("w", std::vector<float>(100000, 2.f), {100000});
+        ::kill(::getpid(), SIGKILL);  // dies before commit(), like a crash
+        ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    h5::Reader r(file);
+    CHECK(r.attr_int("/", "generation") == 1);
+    CHECK_FALSE(r.exists("w"));
+}

@@ -1,0 +1,36 @@
+// Subcommands of the `evformer` program register themselves here, one file each (cmd_*.cpp),
+// so adding a subcommand touches no central list.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace evformer::tools {
+
+/// Adds one subcommand to the application; the callback it installs does the work and may throw
+/// evformer::Error, which main() turns into one line on stderr and a non-zero exit.
+using CommandSetup = std::function<void(CLI::App& app)>;
+
+/// A subcommand's registration, ordered by name in --help.
+struct CommandEntry {
+    std::string name;
+    CommandSetup setup;
+};
+
+/// Every registered subcommand.
+std::vector<CommandEntry>& command_registry();
+
+/// Declare one static instance per subcommand file.
+struct RegisterCommand {
+    RegisterCommand(std::string name, CommandSetup setup) {
+        command_registry().push_back({std::move(name), std::move(setup)});
+    }
+};
+
+/// Exit code of the last subcommand that ran (callbacks set it; 0 by default).
+int& exit_code();
+
+}  // namespace evformer::tools

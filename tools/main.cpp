@@ -1,0 +1,68 @@
+// The `evformer` command-line program: parses the subcommand and turns every failure into one
+// line on stderr and a non-zero exit code (2 for usage errors, 1 for everything else).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "command.hpp"
+#include "evformer/error.hpp"
+
+namespace evformer::tools {
+
+std::vector<CommandEntry>& command_registry() {
+    static std::vector<CommandEntry> registry;
+    return registry;
+}
+
+int& exit_code() {
+    static int code = 0;
+    return code;
+}
+
+}  // namespace evformer::tools
+
+namespace {
+
+std::string one_line(std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace evformer::tools;
+    CLI::App app{"evformer — spiking transformers with binary attention: train, simulate event "
+                 "by event, count every synaptic operation"};
+    app.set_version_flag("--version", std::string("evformer ") + EVFORMER_VERSION);
+    app.require_subcommand(1);
+    auto& registry = command_registry();
+    std::sort(registry.begin(), registry.end(),
+              [](const auto& a, const auto& b) { return a.name < b.name; });
+    for (const auto& entry : registry) entry.setup(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "evformer: error: %s (see --help)\n", one_line(e.what()).c_str());
+        return 2;
+    } catch (const evformer::ConfigError& e) {
+        std::fprintf(stderr, "evformer: error: %s\n", one_line(e.what()).c_str());
+        return 2;
+    } catch (const evformer::Error& e) {
+        std::fprintf(stderr, "evformer: error: %s\n", one_line(e.what()).c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "evformer: internal error: %s\n", one_line(e.what()).c_str());
+        return 3;
+    }
+    return exit_code();
+}
