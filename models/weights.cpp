@@ -1,0 +1,195 @@
+#include "evformer/models/weights.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <set>
+
+#include "evformer/error.hpp"
+#include "evformer/io/h5.hpp"
+
+namespace evformer::models {
+namespace {
+
+using Kind = ParameterInfo::Kind;
+
+void add_bn(std::vector<ParameterInfo>& out, const std::string& prefix, std::size_t channels) {
+    out.push_back({prefix + "/weight", {channels}, Kind::bn_weight});
+    out.push_back({prefix + "/bias", {channels}, Kind::bn_bias});
+    out.push_back({prefix + "/running_mean", {channels}, Kind::bn_mean});
+    out.push_back({prefix + "/running_var", {channels}, Kind::bn_var});
+}
+
+void add_linear_bn(std::vector<ParameterInfo>& out, const std::string& prefix,
+                   const std::string& name, std::size_t in, std::size_t outf) {
+    out.push_back({prefix + name + "_linear/weight", {outf, in}, Kind::weight});
+    out.push_back({prefix + name + "_linear/bias", {outf}, Kind::bias});
+    add_bn(out, prefix + name + "_bn", outf);
+}
+
+}  // namespace
+
+std::vector<ParameterInfo> parameter_layout(const ModelSpec& spec) {
+    spec.validate();
+    std::vector<ParameterInfo> out;
+    std::size_t in = spec.in_channels;
+    for (std::size_t i = 0; i < 4; ++i) {
+        const auto c = spec.stage_channels(i);
+        out.push_back({fmt::format("sps/conv{}/weight", i), {c, in, 3, 3}, Kind::weight});
+        add_bn(out, fmt::format("sps/bn{}", i), c);
+        in = c;
+    }
+    const auto d = spec.dim;
+    out.push_back({"sps/rpe_conv/weight", {d, d, 3, 3}, Kind::weight});
+    add_bn(out, "sps/rpe_bn", d);
+    for (std::size_t l = 0; l < spec.blocks; ++l) {
+        const auto attn = fmt::format("blocks/{}/attn/", l);
+        for (const char* name : {"q", "k", "v"}) add_linear_bn(out, attn, name, d, d);
+        add_linear_bn(out, attn, "proj", d, d);
+        out.push_back({attn + "c_mean", {spec.heads}, Kind::attn_stat});
+        out.push_back({attn + "v_bar", {d}, Kind::attn_stat});
+        const auto mlp = fmt::format("blocks/{}/mlp/", l);
+        add_linear_bn(out, mlp, "fc1", d, spec.mlp_hidden());
+        add_linear_bn(out, mlp, "fc2", spec.mlp_hidden(), d);
+    }
+    out.push_back({"head/weight", {spec.classes, d}, Kind::weight});
+    out.push_back({"head/bias", {spec.classes}, Kind::bias});
+    return out;
+}
+
+const Tensor& ModelWeights::at(const std::string& name) const {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) throw ConfigError("weights: no tensor '" + name + "'");
+    return it->second;
+}
+
+Tensor& ModelWeights::at(const std::string& name) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) throw ConfigError("weights: no tensor '" + name + "'");
+    return it->second;
+}
+
+void ModelWeights::validate() const {
+    const auto layout = parameter_layout(spec);
+    std::set<std::string> expected;
+    for (const auto& p : layout) {
+        expected.insert(p.name);
+        auto it = tensors.find(p.name);
+        if (it == tensors.end())
+            throw ConfigError(fmt::format("weights: tensor '{}' is missing (expected shape {})",
+                                          p.name, io::h5::shape_string(p.shape)));
+        const auto& t = it->second;
+        if (t.shape != p.shape)
+            throw ConfigError(fmt::format("weights: tensor '{}' has shape {}, expected {}",
+                                          p.name, io::h5::shape_string(t.shape),
+                                          io::h5::shape_string(p.shape)));
+        if (t.data.size() != io::h5::element_count(t.shape))
+            throw ConfigError(fmt::format("weights: tensor '{}' holds {} values for shape {}",
+                                          p.name, t.data.size(), io::h5::shape_string(t.shape)));
+        for (float v : t.data)
+            if (!std::isfinite(v))
+                throw ConfigError(fmt::format("weights: tensor '{}' has a non-finite value",
+                                              p.name));
+        if (p.kind == Kind::bn_var)
+            for (float v : t.data)
+                if (v < 0)
+                    throw ConfigError(fmt::format(
+                        "weights: tensor '{}' has a negative running variance", p.name));
+    }
+    for (const auto& [name, t] : tensors)
+        if (!expected.count(name))
+            throw ConfigError(fmt::format(
+                "weights: unexpected tensor '{}' (not part of a model of this spec)", name));
+}
+
+ModelWeights zero_weights(const ModelSpec& spec) {
+    ModelWeights w;
+    w.spec = spec;
+    for (const auto& p : parameter_layout(spec)) {
+        Tensor t;
+        t.shape = p.shape;
+        const float fill = (p.kind == Kind::bn_weight || p.kind == Kind::bn_var) ? 1.f : 0.f;
+        t.data.assign(io::h5::element_count(p.shape), fill);
+        w.tensors.emplace(p.name, std::move(t));
+    }
+    return w;
+}
+
+void save_weights(const ModelWeights& weights, const std::filesystem::path& path) {
+    weights.validate();
+    io::h5::Writer w(path);
+    w.attr("/", "format", std::string(kWeightsFormat));
+    w.attr("/", "format_version", kWeightsFormatVersion);
+    w.attr("/", "spec", weights.spec.to_json());
+    w.attr("/", "variant", std::string(sim::info(weights.spec.attention.variant).name));
+    for (const auto& p : parameter_layout(weights.spec)) {
+        const auto& t = weights.tensors.at(p.name);
+        w.write<float>(p.name, t.data, t.shape);
+    }
+    const auto& pr = weights.provenance;
+    w.group("provenance");
+    w.attr("provenance", "dataset", pr.dataset);
+    w.attr("provenance", "epochs", static_cast<std::int64_t>(pr.epochs));
+    w.attr("provenance", "seed", static_cast<std::int64_t>(pr.seed));
+    w.attr("provenance", "accuracy", pr.accuracy);
+    w.attr("provenance", "command", pr.command);
+    w.attr("provenance", "created", pr.created);
+    w.attr("provenance", "tool_version", pr.tool_version);
+    w.commit();
+}
+
+ModelWeights load_weights(const std::filesystem::path& path) {
+    io::h5::Reader r(path);
+    const auto file = path.string();
+    if (!r.has_attr("/", "format") || r.attr_string("/", "format") != kWeightsFormat)
+        throw FileError(file, -1,
+                        fmt::format("not an evformer weights file (root attribute 'format' "
+                                    "should be '{}')",
+                                    kWeightsFormat));
+    const auto version = r.attr_int("/", "format_version");
+    if (version != kWeightsFormatVersion)
+        throw FileError(file, -1,
+                        fmt::format("weights format version {}, this evformer reads version {}",
+                                    version, kWeightsFormatVersion));
+    ModelWeights w;
+    try {
+        w.spec = ModelSpec::from_json(r.attr_string("/", "spec"));
+    } catch (const ConfigError& e) {
+        throw FileError(file, -1, std::string("root attribute 'spec': ") + e.what());
+    }
+    for (const auto& p : parameter_layout(w.spec)) {
+        if (!r.is_dataset(p.name))
+            throw FileError(file, -1,
+                            fmt::format("tensor '{}' is missing (expected shape {})", p.name,
+                                        io::h5::shape_string(p.shape)));
+        Tensor t;
+        t.shape = p.shape;
+        t.data = r.read<float>(p.name, p.shape);
+        w.tensors.emplace(p.name, std::move(t));
+    }
+    if (r.is_group("provenance")) {
+        auto text = [&](const char* key) {
+            return r.has_attr("provenance", key) ? r.attr_string("provenance", key)
+                                                 : std::string();
+        };
+        auto& pr = w.provenance;
+        pr.dataset = text("dataset");
+        pr.command = text("command");
+        pr.created = text("created");
+        pr.tool_version = text("tool_version");
+        if (r.has_attr("provenance", "epochs"))
+            pr.epochs = static_cast<std::size_t>(r.attr_int("provenance", "epochs"));
+        if (r.has_attr("provenance", "seed"))
+            pr.seed = static_cast<std::uint64_t>(r.attr_int("provenance", "seed"));
+        if (r.has_attr("provenance", "accuracy"))
+            pr.accuracy = r.attr_number("provenance", "accuracy");
+    }
+    try {
+        w.validate();
+    } catch (const ConfigError& e) {
+        throw FileError(file, -1, e.what());
+    }
+    return w;
+}
+
+}  // namespace evformer::models
