@@ -33,4 +33,7 @@ struct RegisterCommand {
 /// Exit code of the last subcommand that ran (callbacks set it; 0 by default).
 int& exit_code();
 
+/// The `bench` subcommand group; benchmarks register as "bench.<name>" and add themselves here.
+CLI::App* bench_group(CLI::App& app);
+
 }  // namespace evformer::tools
