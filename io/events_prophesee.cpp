@@ -1,0 +1,547 @@
+// Prophesee recordings: EVT 2.0 and EVT 3.0 `.raw` streams and DAT files (facts from the public
+// OpenEB headers and format documentation), plus the EVT 2.0 writer.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "events_internal.hpp"
+#include "evformer/error.hpp"
+
+namespace evformer::io::detail {
+namespace {
+
+std::uint32_t parse_uint(const std::string& s) {
+    std::uint32_t v = 0;
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    return r.ec == std::errc() ? v : 0;
+}
+
+// Sensor size from Prophesee header keys: "geometry WxH", "format EVT3;height=H;width=W",
+// "Width"/"Height" (DAT), or else inferred from the camera plugin name.
+Geometry prophesee_geometry(const std::vector<std::string>& header) {
+    Geometry g;
+    std::string plugin;
+    for (const auto& line : header) {
+        const auto [key, value] = split_key_value(line);
+        if (key == "geometry") {
+            const auto xpos = value.find('x');
+            if (xpos != std::string::npos) {
+                g.width = parse_uint(value.substr(0, xpos));
+                g.height = parse_uint(value.substr(xpos + 1));
+            }
+        } else if (key == "format") {
+            std::size_t pos = 0;
+            while ((pos = value.find(';', pos)) != std::string::npos) {
+                ++pos;
+                const auto end = value.find(';', pos);
+                const auto item = value.substr(pos, end - pos);
+                if (item.rfind("width=", 0) == 0) g.width = parse_uint(item.substr(6));
+                if (item.rfind("height=", 0) == 0) g.height = parse_uint(item.substr(7));
+            }
+        } else if (key == "Width" || key == "width") {
+            g.width = parse_uint(value);
+        } else if (key == "Height" || key == "height") {
+            g.height = parse_uint(value);
+        } else if (key == "plugin_name") {
+            plugin = value;
+        }
+    }
+    if (!g.known() && !plugin.empty()) {
+        if (plugin.find("gen4") != std::string::npos || plugin.find("imx636") != std::string::npos)
+            g = {1280, 720};
+        else if (plugin.find("gen3") != std::string::npos)
+            g = {640, 480};
+    }
+    return g.known() ? g : Geometry{};
+}
+
+// Which RAW event encoding a header names: 2 or 3, 0 when it does not say.
+int raw_version(const std::vector<std::string>& header) {
+    for (const auto& line : header) {
+        const auto [key, value] = split_key_value(line);
+        if (key == "evt") {
+            if (value == "2.0") return 2;
+            if (value == "3.0") return 3;
+            return -1;
+        }
+        if (key == "format") {
+            if (value.rfind("EVT21", 0) == 0) return -1;
+            if (value.rfind("EVT2", 0) == 0) return 2;
+            if (value.rfind("EVT3", 0) == 0) return 3;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+bool has_raw_keys(const std::vector<std::string>& header) {
+    for (const auto& line : header) {
+        const auto key = split_key_value(line).first;
+        if (key == "plugin_name" || key == "integrator_name" || key == "serial_number" ||
+            key == "system_ID" || key == "camera_integrator_name")
+            return true;
+    }
+    return false;
+}
+
+// Probe for RAW files: the header must name the wanted version (or, without a version key,
+// carry camera keys; such files are EVT 2.0 unless the plugin is a Gen4 one).
+int probe_raw(std::span<const std::uint8_t> head, int wanted) {
+    if (head.empty() || head[0] != '%') return 0;
+    const auto header = probe_text_header(head, '%');
+    const int v = raw_version(header);
+    if (v == wanted) return 90;
+    if (v != 0 || !has_raw_keys(header)) return 0;
+    const auto g = prophesee_geometry(header);
+    const int guess = g.width == 1280 ? 3 : 2;
+    return guess == wanted ? 40 : 0;
+}
+
+void apply_geometry(Geometry& g, const std::vector<std::string>& header, const ReaderOptions& opt) {
+    if (!opt.geometry.known()) g = prophesee_geometry(header);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EVT 2.0: 32-bit little-endian words, type in bits 31..28.
+
+class Evt2Reader final : public StreamReader {
+  public:
+    Evt2Reader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
+        : StreamReader(std::move(src), "evt2", opt) {
+        const auto header = read_text_header(*src_, '%', "end");
+        const int v = raw_version(header);
+        if (v != 0 && v != 2)
+            throw FileError(source_, src_->offset(),
+                            "header names another event encoding (expected '% evt 2.0')");
+        apply_geometry(geometry_, header, opt);
+    }
+
+    std::size_t read(EventChunk& chunk) override {
+        if (geometry_.known())
+            return fill(chunk, 4, 1, [this](auto w, Event* out, std::size_t room) {
+                return decode<true>(w, out, room);
+            });
+        return fill(chunk, 4, 1, [this](auto w, Event* out, std::size_t room) {
+            return decode<false>(w, out, room);
+        });
+    }
+
+  private:
+    std::string record_name() const override { return "EVT 2.0 word (4 bytes)"; }
+
+    template <bool CheckXY>
+    std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
+                                               std::size_t room) {
+        const std::size_t words = std::min(w.size() / 4, room);
+        const std::uint8_t* p = w.data();
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        std::int64_t time_high = time_high_;
+        bool has_time = has_time_;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < words; ++i) {
+            const std::uint32_t word = load_le32(p + 4 * i);
+            const std::uint32_t type = word >> 28;
+            if (type < 2) [[likely]] {
+                const Event e{time_high | ((word >> 22) & 63),
+                              static_cast<std::uint16_t>((word >> 11) & 2047),
+                              static_cast<std::uint16_t>(word & 2047),
+                              static_cast<std::uint8_t>(type)};
+                out[n] = e;
+                bool ok = has_time;
+                if constexpr (CheckXY) ok = ok && e.x < width && e.y < height;
+                if (ok) [[likely]] {
+                    ++n;
+                } else {
+                    reject(has_time, i);
+                }
+            } else if (type == 8) {
+                const std::int64_t next = static_cast<std::int64_t>(word & 0x0FFFFFFF) << 6;
+                if (next < time_high && has_time) [[unlikely]]
+                    violation(Violation::time_backwards, src_->offset() + std::int64_t(4 * i));
+                time_high = next;
+                has_time = true;
+            } else {
+                other(type, i);
+            }
+        }
+        time_high_ = time_high;
+        has_time_ = has_time;
+        return {words * 4, n};
+    }
+
+    [[gnu::noinline, gnu::cold]] void reject(bool has_time, std::size_t i) {
+        if (!has_time)
+            skip("events before the first TIME_HIGH");
+        else
+            violation(Violation::coordinate_out_of_range, src_->offset() + std::int64_t(4 * i));
+    }
+
+    [[gnu::noinline]] void other(std::uint32_t type, std::size_t i) {
+        switch (type) {
+            case 0xA:
+                skip("EXT_TRIGGER words");
+                break;
+            case 0xE:
+                skip("OTHERS words");
+                break;
+            case 0xF:
+                skip("CONTINUED words");
+                break;
+            default:
+                violation(Violation::unknown_word, src_->offset() + std::int64_t(4 * i));
+        }
+    }
+
+    std::int64_t time_high_ = 0;
+    bool has_time_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// EVT 3.0: 16-bit little-endian words, type in bits 15..12, stateful (y, base x, time).
+
+class Evt3Reader final : public StreamReader {
+  public:
+    Evt3Reader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
+        : StreamReader(std::move(src), "evt3", opt) {
+        const auto header = read_text_header(*src_, '%', "end");
+        const int v = raw_version(header);
+        if (v != 0 && v != 3)
+            throw FileError(source_, src_->offset(),
+                            "header names another event encoding (expected '% evt 3.0')");
+        apply_geometry(geometry_, header, opt);
+    }
+
+    std::size_t read(EventChunk& chunk) override {
+        if (geometry_.known())
+            return fill(chunk, 2, 12, [this](auto w, Event* out, std::size_t room) {
+                return decode<true>(w, out, room);
+            });
+        return fill(chunk, 2, 12, [this](auto w, Event* out, std::size_t room) {
+            return decode<false>(w, out, room);
+        });
+    }
+
+  private:
+    std::string record_name() const override { return "EVT 3.0 word (2 bytes)"; }
+
+    template <bool CheckXY>
+    std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
+                                               std::size_t room) {
+        // Each word emits at most 12 events, so this many words always fit.
+        const std::size_t words = std::min(w.size() / 2, room / 12);
+        const std::uint8_t* p = w.data();
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        State s = state_;
+        std::size_t n = 0;
+        auto emit = [&](std::uint32_t x, std::size_t i) {
+            const Event e{s.t, static_cast<std::uint16_t>(x), s.y, s.pol};
+            out[n] = e;
+            bool ok = s.has_time;
+            if constexpr (CheckXY) ok = ok && x < width && s.y < height;
+            if (ok) [[likely]] {
+                ++n;
+            } else {
+                reject(s.has_time, i);
+            }
+        };
+        for (std::size_t i = 0; i < words; ++i) {
+            const std::uint32_t word = load_le16(p + 2 * i);
+            switch (word >> 12) {
+                case 0x0:
+                    s.y = static_cast<std::uint16_t>(word & 0x7FF);
+                    break;
+                case 0x2:
+                    s.pol = static_cast<std::uint8_t>((word >> 11) & 1);
+                    emit(word & 0x7FF, i);
+                    break;
+                case 0x3:
+                    s.pol = static_cast<std::uint8_t>((word >> 11) & 1);
+                    s.base_x = word & 0x7FF;
+                    break;
+                case 0x4:
+                case 0x5: {
+                    const bool v12 = (word >> 12) == 0x4;
+                    std::uint32_t mask = word & (v12 ? 0xFFFu : 0xFFu);
+                    while (mask != 0) {
+                        emit(s.base_x + static_cast<std::uint32_t>(__builtin_ctz(mask)), i);
+                        mask &= mask - 1;
+                    }
+                    s.base_x += v12 ? 12 : 8;
+                    break;
+                }
+                case 0x6:
+                    s.time_low = word & 0xFFF;
+                    s.t = s.high_base + s.time_low;
+                    break;
+                case 0x8:
+                    time_high(s, word & 0xFFF, i);
+                    break;
+                default:
+                    other(word >> 12, i);
+            }
+        }
+        state_ = s;
+        return {words * 2, n};
+    }
+
+    struct State {
+        std::int64_t t = 0;
+        std::int64_t high_base = 0;  // loops·2²⁴ + time_high·2¹²
+        std::int64_t loops = 0;
+        std::uint32_t time_high = 0;
+        std::uint32_t time_low = 0;
+        std::uint32_t base_x = 0;
+        std::uint16_t y = 0;
+        std::uint8_t pol = 0;
+        bool has_time = false;
+    };
+
+    // TIME_HIGH: 12 bits of time above TIME_LOW; the 24-bit counter loops when it falls by at
+    // least half its range (2048), a smaller fall is a protocol violation.
+    void time_high(State& s, std::uint32_t value, std::size_t i) {
+        if (s.has_time && value < s.time_high) [[unlikely]] {
+            if (s.time_high - value >= 2048)
+                s.loops += std::int64_t{1} << 24;
+            else
+                violation(Violation::time_backwards, src_->offset() + std::int64_t(2 * i));
+        }
+        s.time_high = value;
+        s.has_time = true;
+        s.high_base = s.loops + (std::int64_t{value} << 12);
+        s.t = s.high_base + s.time_low;
+    }
+
+    [[gnu::noinline, gnu::cold]] void reject(bool has_time, std::size_t i) {
+        if (!has_time)
+            skip("events before the first TIME_HIGH");
+        else
+            violation(Violation::coordinate_out_of_range, src_->offset() + std::int64_t(2 * i));
+    }
+
+    [[gnu::noinline]] void other(std::uint32_t type, std::size_t i) {
+        switch (type) {
+            case 0xA:
+                skip("EXT_TRIGGER words");
+                break;
+            case 0xE:
+                skip("OTHERS words");
+                break;
+            case 0x7:
+            case 0xF:
+                skip("CONTINUED words");
+                break;
+            default:
+                violation(Violation::unknown_word, src_->offset() + std::int64_t(2 * i));
+        }
+    }
+
+    State state_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// DAT: '%' header, then event type and size bytes, then 8-byte records (u32 t, u32 address).
+
+class DatReader final : public StreamReader {
+  public:
+    DatReader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
+        : StreamReader(std::move(src), "dat", opt) {
+        const auto header = read_text_header(*src_, '%');
+        apply_geometry(geometry_, header, opt);
+        if (!src_->ensure(2)) throw_truncated(*src_, "DAT event type/size bytes");
+        const auto type = src_->window()[0];
+        const auto size = src_->window()[1];
+        if (size != 8)
+            throw FileError(source_, src_->offset() + 1,
+                            fmt::format("DAT event size {} (expected 8)", int(size)));
+        if (type != 0x00 && type != 0x0C)
+            throw FileError(source_, src_->offset(),
+                            fmt::format("DAT event type 0x{:02x} (expected 0x00 or 0x0c, CD "
+                                        "events)",
+                                        int(type)));
+        src_->consume(2);
+    }
+
+    std::size_t read(EventChunk& chunk) override {
+        if (geometry_.known())
+            return fill(chunk, 8, 1, [this](auto w, Event* out, std::size_t room) {
+                return decode<true>(w, out, room);
+            });
+        return fill(chunk, 8, 1, [this](auto w, Event* out, std::size_t room) {
+            return decode<false>(w, out, room);
+        });
+    }
+
+  private:
+    std::string record_name() const override { return "DAT event (8 bytes)"; }
+
+    template <bool CheckXY>
+    std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
+                                               std::size_t room) {
+        const std::size_t records = std::min(w.size() / 8, room);
+        const std::uint8_t* p = w.data();
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        std::uint32_t last = last_;
+        std::int64_t epoch = epoch_;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < records; ++i) {
+            const std::uint32_t ts = load_le32(p + 8 * i);
+            const std::uint32_t a = load_le32(p + 8 * i + 4);
+            if (ts < last) [[unlikely]]
+                epoch = backwards(ts, last, epoch, i);
+            last = ts;
+            const std::uint32_t pv = a >> 28;
+            const Event e{epoch + ts, static_cast<std::uint16_t>(a & 0x3FFF),
+                          static_cast<std::uint16_t>((a >> 14) & 0x3FFF),
+                          static_cast<std::uint8_t>(pv != 0)};
+            out[n] = e;
+            bool ok = pv <= 1;
+            if constexpr (CheckXY) ok = ok && e.x < width && e.y < height;
+            if (ok) [[likely]] {
+                ++n;
+            } else {
+                n += reject(e, pv, i);
+            }
+        }
+        last_ = last;
+        epoch_ = epoch;
+        return {records * 8, n};
+    }
+
+    // A 32-bit timestamp that falls by more than half its range has wrapped; a smaller fall is a
+    // violation (the event is kept).
+    [[gnu::noinline]] std::int64_t backwards(std::uint32_t ts, std::uint32_t last,
+                                             std::int64_t epoch, std::size_t i) {
+        if (last - ts > 0x80000000u) return epoch + (std::int64_t{1} << 32);
+        violation(Violation::time_backwards, src_->offset() + std::int64_t(8 * i));
+        return epoch;
+    }
+
+    [[gnu::noinline, gnu::cold]] std::size_t reject(const Event& e, std::uint32_t pv,
+                                                    std::size_t i) {
+        const auto at = src_->offset() + std::int64_t(8 * i);
+        if (geometry_.known() && (e.x >= geometry_.width || e.y >= geometry_.height)) {
+            violation(Violation::coordinate_out_of_range, at);
+            return 0;
+        }
+        if (pv > 1) violation(Violation::bad_polarity, at);
+        return 1;
+    }
+
+    std::uint32_t last_ = 0;
+    std::int64_t epoch_ = 0;
+};
+
+int probe_dat(std::span<const std::uint8_t> head) {
+    if (head.empty() || head[0] != '%') return 0;
+    std::size_t end = 0;
+    const auto header = probe_text_header(head, '%', &end);
+    if (raw_version(header) != 0 || has_raw_keys(header)) return 0;
+    if (end + 2 <= head.size() && head[end + 1] == 8 && (head[end] == 0 || head[end] == 0x0C))
+        return 80;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// EVT 2.0 writer
+
+class Evt2Writer final : public EventWriter {
+  public:
+    Evt2Writer(const std::filesystem::path& path, const WriterOptions& opt)
+        : file_(path), path_(path.string()), geometry_(opt.geometry) {
+        std::string header = "% evt 2.0\n";
+        if (geometry_.known())
+            header +=
+                fmt::format("% format EVT2;height={};width={}\n% geometry {}x{}\n",
+                            geometry_.height, geometry_.width, geometry_.width, geometry_.height);
+        header += "% end\n";
+        file_.write(header.data(), header.size());
+        words_.reserve(1 << 16);
+    }
+
+    void write(std::span<const Event> events) override {
+        for (const auto& e : events) {
+            if (e.t < last_t_ || e.t >= (std::int64_t{1} << 34))
+                throw ConfigError(
+                    fmt::format("{}: event time {} µs cannot be written as EVT 2.0 (times must not "
+                                "decrease and must lie in 0..2^34)",
+                                path_, e.t));
+            const std::uint32_t limit_x = geometry_.known() ? geometry_.width : 2048;
+            const std::uint32_t limit_y = geometry_.known() ? geometry_.height : 2048;
+            if (e.x >= limit_x || e.y >= limit_y || e.p > 1)
+                throw ConfigError(
+                    fmt::format("{}: event (x {}, y {}, p {}) does not fit EVT 2.0 within {}x{}",
+                                path_, e.x, e.y, int(e.p), limit_x, limit_y));
+            last_t_ = e.t;
+            const auto high = static_cast<std::uint32_t>(e.t >> 6);
+            if (!has_high_ || high != high_) {
+                words_.push_back((0x8u << 28) | high);
+                high_ = high;
+                has_high_ = true;
+            }
+            words_.push_back((std::uint32_t{e.p} << 28) |
+                             (static_cast<std::uint32_t>(e.t & 63) << 22) |
+                             (std::uint32_t{e.x} << 11) | e.y);
+            if (words_.size() >= (1 << 16)) flush();
+        }
+    }
+
+    void finish() override {
+        flush();
+        file_.commit();
+    }
+
+  private:
+    void flush() {
+        file_.write(words_.data(), words_.size() * 4);
+        words_.clear();
+    }
+
+    AtomicFile file_;
+    std::string path_;
+    Geometry geometry_;
+    std::vector<std::uint32_t> words_;
+    std::int64_t last_t_ = 0;
+    std::uint32_t high_ = 0;
+    bool has_high_ = false;
+};
+
+}  // namespace
+
+EventFormat evt2_format() {
+    return stream_format<Evt2Reader>(
+        "evt2", "Prophesee RAW, EVT 2.0 (32-bit words)",
+        [](std::span<const std::uint8_t> head, const std::filesystem::path&) {
+            return probe_raw(head, 2);
+        });
+}
+
+EventFormat evt3_format() {
+    return stream_format<Evt3Reader>(
+        "evt3", "Prophesee RAW, EVT 3.0 (16-bit vectorised words)",
+        [](std::span<const std::uint8_t> head, const std::filesystem::path&) {
+            return probe_raw(head, 3);
+        });
+}
+
+EventFormat dat_format() {
+    return stream_format<DatReader>("dat", "Prophesee DAT (8-byte CD events)",
+                                    [](std::span<const std::uint8_t> head,
+                                       const std::filesystem::path&) { return probe_dat(head); });
+}
+
+EventWriterFormat evt2_writer_format() {
+    EventWriterFormat f;
+    f.name = "evt2";
+    f.extensions = {".raw"};
+    f.description = "Prophesee RAW, EVT 2.0";
+    f.create = [](const std::filesystem::path& path, const WriterOptions& opt) {
+        return std::unique_ptr<EventWriter>(new Evt2Writer(path, opt));
+    };
+    return f;
+}
+
+}  // namespace evformer::io::detail

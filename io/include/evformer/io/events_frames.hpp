@@ -1,0 +1,95 @@
+// Event → frame binning: T frames of per-pixel, per-polarity event counts, the input of the
+// trainer's event-frame path. Layout of FrameTensor::data: row-major [T, 2, H, W]; channel 0
+// counts OFF events (p = 0), channel 1 ON events (p = 1).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "evformer/io/events.hpp"
+
+namespace evformer::io {
+
+/// How events are divided among the T frames (SpikingJelly's `split_by`).
+enum class SplitBy {
+    number,  ///< equal event counts N/T (integer), the last frame takes the remainder
+    time,  ///< equal durations (t_last − t_first)/T (integer µs), the last frame runs to the end
+};
+
+/// What binning produces: sensor region, output size and number of frames.
+struct FrameOptions {
+    /// Number of frames T (≥ 1).
+    std::size_t frames = 16;
+    /// Split rule.
+    SplitBy split_by = SplitBy::number;
+    /// Sensor size of the input events (required).
+    Geometry sensor;
+    /// Crop window in sensor pixels; a zero width/height means the whole sensor.
+    std::uint32_t crop_x = 0, crop_y = 0, crop_width = 0, crop_height = 0;
+    /// Output frame size (0 = the crop size); pixel (x, y) of the crop lands in
+    /// (x·out_width / crop_width, y·out_height / crop_height), so 128 → 64 sums 2×2 blocks.
+    std::uint32_t out_width = 0, out_height = 0;
+};
+
+/// T frames of counts as a plain float array, layout [T, 2, H, W] (see the file comment).
+struct FrameTensor {
+    std::size_t frames = 0, height = 0, width = 0;
+    std::vector<float> data;
+    /// The count of polarity `p` at pixel (x, y) of frame `t`.
+    float at(std::size_t t, std::size_t p, std::size_t y, std::size_t x) const {
+        return data[((t * 2 + p) * height + y) * width + x];
+    }
+    /// The shape {T, 2, H, W}.
+    std::vector<std::size_t> shape() const { return {frames, 2, height, width}; }
+    /// The counts as uint16 (saturating at 65535), same layout.
+    std::vector<std::uint16_t> to_u16() const;
+};
+
+/// Checks options against the rules (T ≥ 1, crop inside the sensor, output no larger than the
+/// crop) and fills in defaulted sizes; throws ConfigError naming the broken rule.
+FrameOptions resolve_frame_options(const FrameOptions& options);
+
+/// Accumulates events streamed in order into frames; needs the number of events that pass the
+/// crop and their first/last time up front (a first pass over the recording provides them).
+class FrameBinner {
+  public:
+    /// A binner for `kept_events` events in the crop window, spanning t_first..t_last µs.
+    FrameBinner(const FrameOptions& options, std::uint64_t kept_events, std::int64_t t_first,
+                std::int64_t t_last);
+    /// True when an event lies inside the crop window.
+    bool keeps(const Event& e) const noexcept;
+    /// Adds events (in stream order; events outside the crop are ignored).
+    void add(std::span<const Event> events);
+    /// The frames built so far.
+    const FrameTensor& tensor() const noexcept { return tensor_; }
+    /// Moves the frames out.
+    FrameTensor take() { return std::move(tensor_); }
+
+  private:
+    FrameOptions o_;
+    FrameTensor tensor_;
+    std::uint64_t kept_ = 0;
+    std::uint64_t index_ = 0;
+    std::uint64_t per_frame_ = 0;
+    std::int64_t t_first_ = 0;
+    std::int64_t dt_ = 0;
+};
+
+/// Bins an in-memory event list.
+FrameTensor bin_events(std::span<const Event> events, const FrameOptions& options);
+
+/// Bins a recording in two streaming passes (constant memory); the sensor size defaults to the
+/// file's geometry (options.sensor overrides it).
+FrameTensor bin_event_file(const std::filesystem::path& path, FrameOptions options,
+                           const ReaderOptions& reader_options = {});
+
+/// Writes frames to HDF5: dataset /frames [T, 2, H, W] as "f32" or "u16", with attributes
+/// (format "evformer-frames", split_by, sensor and crop), atomically.
+void write_frames(const std::filesystem::path& path, const FrameTensor& frames,
+                  const FrameOptions& options, const std::string& dtype = "f32");
+
+}  // namespace evformer::io
