@@ -69,9 +69,12 @@ have_run=0
 if [ ! -x "$evformer" ]; then
   echo "== evformer: no binary at $evformer (build with scripts/build.sh); PyTorch figures only"
 else
-  if "$evformer" bench train --help >/dev/null 2>&1; then have_train=1; else
+  # `bench X --help` exits 0 even for an unknown X (CLI11 prints bench's help), so read the
+  # subcommand list of `bench --help` instead.
+  subs="$("$evformer" bench --help 2>&1 | sed -n '/^Subcommands:/,$p' || true)"
+  if grep -qE '^[[:space:]]+train([[:space:]]|$)' <<<"$subs"; then have_train=1; else
     echo "== evformer: '$evformer bench train' is not in this build; no training comparison"; fi
-  if "$evformer" bench run --help >/dev/null 2>&1; then have_run=1; else
+  if grep -qE '^[[:space:]]+run([[:space:]]|$)' <<<"$subs"; then have_run=1; else
     echo "== evformer: '$evformer bench run' is not in this build; no inference comparison"; fi
 fi
 : > "$tmp/ev_train.json"
