@@ -94,7 +94,7 @@ std::vector<LayerInfo> Network::layers() const {
         LayerInfo li;
         li.name = "sps/lif" + std::to_string(i);
         li.kind = i == 0 ? LayerKind::conv_real : LayerKind::conv;
-        li.shape = {conv.height, conv.width, conv.out_channels};
+        li.shape = {conv.out_channels, conv.height, conv.width};
         li.neurons = conv.outputs();
         li.input_neurons = in_neurons;
         li.flops = conv.flops();
@@ -144,11 +144,13 @@ std::vector<LayerInfo> Network::layers() const {
 SpikeRecorder::SpikeRecorder(const Network& net, const std::vector<std::string>& layers) {
     const auto infos = net.layers();
     slot_.assign(infos.size(), -1);
+    channels_.assign(infos.size(), 0);
     for (std::size_t i = 0; i + 1 < infos.size(); ++i) {
         const bool chosen = layers.empty() ||
                             std::find(layers.begin(), layers.end(), infos[i].name) != layers.end();
         if (!chosen) continue;
         slot_[i] = static_cast<int>(rasters_.size());
+        if (i < 5) channels_[i] = infos[i].shape[0];
         rasters_.push_back({infos[i].name, infos[i].shape, {}, {}});
     }
     for (const auto& name : layers) {
@@ -166,9 +168,13 @@ SpikeRecorder::SpikeRecorder(const Network& net, const std::vector<std::string>&
 
 void SpikeRecorder::record(std::size_t layer, std::size_t step, const EventList& events) {
     auto& r = rasters_[static_cast<std::size_t>(slot_[layer])];
+    const std::size_t c = channels_[layer];
+    const std::size_t positions = c ? r.shape[1] * r.shape[2] : 0;
     for (std::size_t e = 0; e < events.size(); ++e)
         for (std::uint16_t m = 0; m < events.count[e]; ++m) {
-            r.idx.push_back(events.neuron[e]);
+            const std::size_t n = events.neuron[e];
+            // Channel-last (engine) → channel-major (reports) for conv populations.
+            r.idx.push_back(static_cast<std::uint32_t>(c ? (n % c) * positions + n / c : n));
             r.time.push_back(static_cast<std::uint32_t>(step));
         }
 }

@@ -234,8 +234,14 @@ TEST_CASE("the event-driven network gives the dense reference's spikes in every 
                 const auto& raster = recorder.rasters()[l];
                 std::vector<std::vector<float>> got(net.time_steps,
                                                     std::vector<float>(ref.spikes[l][0].size()));
-                for (std::size_t e = 0; e < raster.idx.size(); ++e)
-                    got[raster.time[e]][raster.idx[e]] = 1.f;
+                for (std::size_t e = 0; e < raster.idx.size(); ++e) {
+                    std::size_t n = raster.idx[e];
+                    if (l < 5) {  // channel-major [C, H, W] → the reference's channel-last
+                        const std::size_t hw = raster.shape[1] * raster.shape[2];
+                        n = (n % hw) * raster.shape[0] + n / hw;
+                    }
+                    got[raster.time[e]][n] = 1.f;
+                }
                 for (std::size_t t = 0; t < net.time_steps; ++t)
                     for (std::size_t i = 0; i < got[t].size(); ++i) {
                         agree += got[t][i] == ref.spikes[l][t][i];

@@ -45,7 +45,9 @@ enum class LayerKind { conv_real, conv, linear, attention, head };
 struct LayerInfo {
     std::string name;  ///< population name, e.g. "blocks/0/attn/q_lif"
     LayerKind kind = LayerKind::conv;
-    std::vector<std::size_t> shape;  ///< population shape: [H, W, C] or [N, D] (channel-last)
+    /// Population shape as reported and recorded: [C, H, W] for conv populations (rasters use
+    /// channel-major c·H·W + y·W + x), [N, width] for token populations (n·width + d).
+    std::vector<std::size_t> shape;
     std::size_t neurons = 0;
     std::size_t input_neurons = 0;  ///< size of the input the projection reads
     double flops = 0;               ///< dense operations of one step (attention: QKᵀ + A·V)
@@ -138,6 +140,7 @@ class SpikeRecorder {
 
   private:
     std::vector<int> slot_;
+    std::vector<std::size_t> channels_;  ///< per layer: C of a conv population, 0 otherwise
     std::vector<Raster> rasters_;
 };
 
