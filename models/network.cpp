@@ -1,6 +1,7 @@
 #include "evformer/models/network.hpp"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -239,7 +240,9 @@ void conv_backward(const float* in, const float* dout, std::size_t images, std::
     Buf wt(k * cout);
     kernels::transpose(cout, k, weight, wt.data());
     chunked_reduce(images, cout * k, grad_weight, [&](std::size_t n0, std::size_t n1, float* part) {
-        Buf col(k * plane), colt(plane * k), dcol;
+        thread_local Buf col, colt, dcol;
+        col.resize(k * plane);
+        colt.resize(plane * k);
         if (din) dcol.resize(k * plane);
         for (std::size_t n = n0; n < n1; ++n) {
             const float* g = dout + n * cout * plane;
@@ -278,7 +281,8 @@ void linear_backward(const float* x, const float* dy, std::size_t rows, std::siz
     std::vector<float> gw_b(out * in + out, 0.f);
     chunked_reduce(
         rows, out * in + out, gw_b.data(), [&](std::size_t r0, std::size_t r1, float* part) {
-            Buf dyt(out * (r1 - r0));
+            thread_local Buf dyt;
+            dyt.resize(out * (r1 - r0));
             kernels::transpose(r1 - r0, out, dy + r0 * out, dyt.data());
             kernels::gemm(out, in, r1 - r0, dyt.data(), r1 - r0, x + r0 * in, in, part, in, true);
             for (std::size_t r = r0; r < r1; ++r)
@@ -434,8 +438,16 @@ struct DenseSpikformer::Impl {
     Buf logits;   // [B, K]
     bool train = false;
     bool smooth = false;
+    // backward scratch, kept between steps (no page faults, no zero fills)
+    Buf scratch_dz, scratch_dy, bw_dx, bw_g1, bw_g2, bw_dq, bw_dk, bw_dv, bw_dpre, bw_dstem,
+        bw_ds_rpe, bw_drpe_in;
+    std::array<Buf, 4> bw_dsp, bw_din;
 
     explicit Impl(const ModelWeights& weights) : w(weights) {
+        // Every step allocates and frees large activation buffers: keep them in the heap instead
+        // of mmap/munmap round trips, whose page faults would cost more than the arithmetic.
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
         w.validate();
         spec = w.spec;
         variant = sim::info(spec.attention.variant);
@@ -818,7 +830,8 @@ struct DenseSpikformer::Impl {
     // ds (overwritten as scratch) → gradient of the conv unit's input (din may be null).
     void conv_unit_backward(ConvUnit& u, const float* in, std::size_t images, Buf& ds, float* din) {
         const std::size_t size = rows_tb * u.cout * u.plane();
-        Buf dz(size);
+        Buf& dz = scratch_dz;
+        dz.resize(size);
         lif_backward(u.hmem.data(), u.s.data(), ds.data(), steps(), size / steps(), lif, smooth,
                      dz.data());
         u.bn.backward(u.y.data(), dz.data(), rows_tb, u.plane(), ds.data());
@@ -833,7 +846,10 @@ struct DenseSpikformer::Impl {
     // ds → gradient of the unit's input written to dx (overwritten).
     void linear_unit_backward(LinearUnit& u, const float* x, std::size_t rows, const Buf& ds,
                               const LifParams& p, Buf& dx) {
-        Buf dz(rows * u.out), dy(rows * u.out);
+        Buf& dz = scratch_dz;
+        Buf& dy = scratch_dy;
+        dz.resize(rows * u.out);
+        dy.resize(rows * u.out);
         lif_backward(u.hmem.data(), u.s.data(), ds.data(), steps(), rows * u.out / steps(), p,
                      smooth, dz.data());
         u.bn.backward(u.y.data(), dz.data(), rows, 1, dy.data());
@@ -932,58 +948,59 @@ struct DenseSpikformer::Impl {
                 }
             }
         const float inv = 1.f / static_cast<float>(steps() * n_tok);
-        Buf dx(rows * d);
+        bw_dx.resize(rows * d);
         for (std::size_t t = 0; t < steps(); ++t)
             for (std::size_t bi = 0; bi < batch; ++bi)
                 for (std::size_t n = 0; n < n_tok; ++n)
                     for (std::size_t c = 0; c < d; ++c)
-                        dx[((t * batch + bi) * n_tok + n) * d + c] = dfeat[bi * d + c] * inv;
-        Buf g1, g2, dq, dk, dv, dpre;
+                        bw_dx[((t * batch + bi) * n_tok + n) * d + c] = dfeat[bi * d + c] * inv;
         for (std::size_t l = blocks.size(); l-- > 0;) {
             auto& b = blocks[l];
             // x_out = x_mid + fc2(fc1(x_mid))
-            linear_unit_backward(b.fc2, b.fc1.s.data(), rows, dx, lif, g1);
-            linear_unit_backward(b.fc1, b.x_mid.data(), rows, g1, lif, g2);
-            for (std::size_t i = 0; i < rows * d; ++i) dx[i] += g2[i];
+            linear_unit_backward(b.fc2, b.fc1.s.data(), rows, bw_dx, lif, bw_g1);
+            linear_unit_backward(b.fc1, b.x_mid.data(), rows, bw_g1, lif, bw_g2);
+            for (std::size_t i = 0; i < rows * d; ++i) bw_dx[i] += bw_g2[i];
             // x_mid = x_in + proj(attn_lif(attention(q, k, v)))
-            linear_unit_backward(b.proj, b.attn_s.data(), rows, dx, lif, g1);
-            dpre.resize(rows * d);
-            lif_backward(b.attn_h.data(), b.attn_s.data(), g1.data(), steps(), rows * d / steps(),
-                         attn_lif, smooth, dpre.data());
-            attention_backward(b, dpre, dq, dk, dv);
-            linear_unit_backward(b.q, b.x_in.data(), rows, dq, lif, g2);
-            for (std::size_t i = 0; i < rows * d; ++i) dx[i] += g2[i];
-            linear_unit_backward(b.k, b.x_in.data(), rows, dk, lif, g2);
-            for (std::size_t i = 0; i < rows * d; ++i) dx[i] += g2[i];
-            linear_unit_backward(b.v, b.x_in.data(), rows, dv, lif, g2);
-            for (std::size_t i = 0; i < rows * d; ++i) dx[i] += g2[i];
+            linear_unit_backward(b.proj, b.attn_s.data(), rows, bw_dx, lif, bw_g1);
+            bw_dpre.resize(rows * d);
+            lif_backward(b.attn_h.data(), b.attn_s.data(), bw_g1.data(), steps(),
+                         rows * d / steps(), attn_lif, smooth, bw_dpre.data());
+            attention_backward(b, bw_dpre, bw_dq, bw_dk, bw_dv);
+            linear_unit_backward(b.q, b.x_in.data(), rows, bw_dq, lif, bw_g2);
+            for (std::size_t i = 0; i < rows * d; ++i) bw_dx[i] += bw_g2[i];
+            linear_unit_backward(b.k, b.x_in.data(), rows, bw_dk, lif, bw_g2);
+            for (std::size_t i = 0; i < rows * d; ++i) bw_dx[i] += bw_g2[i];
+            linear_unit_backward(b.v, b.x_in.data(), rows, bw_dv, lif, bw_g2);
+            for (std::size_t i = 0; i < rows * d; ++i) bw_dx[i] += bw_g2[i];
         }
         // tokens → channel-major [T·B, D, N]; the stem output feeds the RPE and the residual
-        Buf dstem(rows * d);
+        bw_dstem.resize(rows * d);
         parallel_items(rows_tb, 4, [&](std::size_t tb) {
-            kernels::transpose(n_tok, d, dx.data() + tb * n_tok * d, dstem.data() + tb * n_tok * d);
+            kernels::transpose(n_tok, d, bw_dx.data() + tb * n_tok * d,
+                               bw_dstem.data() + tb * n_tok * d);
         });
         const float* x3 = pool[3] ? pooled[3].data() : stages[3].s.data();
-        Buf ds = dstem, drpe_in(rows * d);
-        conv_unit_backward(rpe, x3, rows_tb, ds, drpe_in.data());
-        for (std::size_t i = 0; i < rows * d; ++i) dstem[i] += drpe_in[i];
-        Buf dcur = std::move(dstem);
+        bw_ds_rpe = bw_dstem;
+        bw_drpe_in.resize(rows * d);
+        conv_unit_backward(rpe, x3, rows_tb, bw_ds_rpe, bw_drpe_in.data());
+        for (std::size_t i = 0; i < rows * d; ++i) bw_dstem[i] += bw_drpe_in[i];
+        const Buf* dcur = &bw_dstem;
         for (std::size_t i = 4; i-- > 0;) {
             auto& u = stages[i];
-            Buf dsp(rows_tb * u.cout * u.plane());
+            Buf& dspi = bw_dsp[i];
+            dspi.resize(rows_tb * u.cout * u.plane());
             if (pool[i])
-                maxpool_backward(dcur.data(), argmax[i].data(), rows_tb * u.cout, u.h, u.w,
-                                 dsp.data());
+                maxpool_backward(dcur->data(), argmax[i].data(), rows_tb * u.cout, u.h, u.w,
+                                 dspi.data());
             else
-                dsp = std::move(dcur);
+                std::copy(dcur->begin(), dcur->end(), dspi.begin());
             const bool first = i == 0;
             const float* in = first ? input0.data()
                                     : (pool[i - 1] ? pooled[i - 1].data() : stages[i - 1].s.data());
             const std::size_t images = first && static_input ? batch : rows_tb;
-            Buf din;
-            if (!first) din.resize(rows_tb * u.cin * u.plane());
-            conv_unit_backward(u, in, images, dsp, first ? nullptr : din.data());
-            dcur = std::move(din);
+            if (!first) bw_din[i].resize(rows_tb * u.cin * u.plane());
+            conv_unit_backward(u, in, images, dspi, first ? nullptr : bw_din[i].data());
+            dcur = &bw_din[i];
         }
     }
 
