@@ -105,7 +105,7 @@ std::vector<LayerInfo> Network::layers() const {
     }
     out.push_back({"sps/rpe_lif",
                    LayerKind::conv,
-                   {rpe.height, rpe.width, rpe.out_channels},
+                   {rpe.out_channels, rpe.height, rpe.width},
                    rpe.outputs(),
                    rpe.inputs(),
                    rpe.flops()});
