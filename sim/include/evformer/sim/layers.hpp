@@ -1,0 +1,119 @@
+// The engine's building blocks: LIF populations, event-driven projections (3×3 convolution,
+// token-wise linear), max-pool over spikes and the additive residual stream. Projections
+// accumulate weight rows into an input-current buffer for each event they receive and return
+// the number of synaptic operations (SOPs) they performed.
+//
+// Neuron order everywhere is channel-last: a feature map of C channels over H×W positions has
+// neuron (y·W + x)·C + c; a token sequence of N tokens × D channels has neuron n·D + c (the token
+// of position (y, x) is n = y·W + x, so the stem's last map and the token sequence coincide).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "evformer/sim/events.hpp"
+
+namespace evformer::sim {
+
+/// LIF constants: v ← v + (x − v)/τ; spike when v ≥ v_th; hard reset to v_reset.
+struct LifParams {
+    float tau = 2.0f;
+    float v_threshold = 1.0f;
+    float v_reset = 0.0f;
+};
+
+/// Advances `n` LIF neurons one step with input currents `input`, appending a count-1 event for
+/// each neuron that fires. Returns the number of spikes.
+std::size_t lif_step(const LifParams& p, float* v, const float* input, std::size_t n,
+                     EventList& out);
+
+/// A 3×3 convolution, stride 1, padding 1, over a channel-last H×W map, with its weights stored
+/// transposed ([in channel][ky][kx][out channel]) so one tap of an event is a contiguous row.
+struct Conv3x3 {
+    std::size_t in_channels = 0;
+    std::size_t out_channels = 0;
+    std::size_t height = 0;
+    std::size_t width = 0;
+    std::vector<float> weight_t;  ///< [in][3][3][out]
+    std::vector<float> bias;      ///< [out]: conv bias and folded BN shift
+
+    /// Checks that the sizes agree; throws ConfigError naming `what` otherwise.
+    void validate(const char* what) const;
+    /// Input neurons (H·W·in) and output neurons (H·W·out).
+    std::size_t inputs() const { return height * width * in_channels; }
+    std::size_t outputs() const { return height * width * out_channels; }
+    /// Dense operations of one step: H·W·out·in·9 (the paper's FLOPs, borders ignored).
+    double flops() const { return double(height * width * out_channels * in_channels * 9); }
+
+    /// Fills `acc` ([H][W][out]) with the bias.
+    void init(float* acc) const;
+    /// Adds each event's weight rows (count times) to the output positions it reaches, fewer at
+    /// the borders. Returns the SOPs: Σ count × reached positions × out channels.
+    std::uint64_t propagate(const EventList& in, float* acc) const;
+    /// Real-valued input ([H][W][in], channel-last): adds value × row for every non-zero input
+    /// and returns the multiply-accumulates performed (zero inputs cost nothing).
+    std::uint64_t propagate_dense(const float* in, float* acc) const;
+    /// Number of output positions × out channels an input at (y, x) reaches.
+    std::uint64_t fan_out(std::size_t y, std::size_t x) const;
+};
+
+/// A linear layer applied to every token alike (in → out features), weights stored transposed.
+struct TokenLinear {
+    std::size_t tokens = 0;
+    std::size_t in_features = 0;
+    std::size_t out_features = 0;
+    std::vector<float> weight_t;  ///< [in][out]
+    std::vector<float> bias;      ///< [out]: linear bias and folded BN shift
+
+    /// Checks that the sizes agree; throws ConfigError naming `what` otherwise.
+    void validate(const char* what) const;
+    std::size_t inputs() const { return tokens * in_features; }
+    std::size_t outputs() const { return tokens * out_features; }
+    /// Dense operations of one step: N·in·out.
+    double flops() const { return double(tokens * in_features * out_features); }
+
+    /// Fills `acc` ([N][out]) with the bias.
+    void init(float* acc) const;
+    /// Adds count × row for each event into its token's outputs. Returns count × out per event.
+    std::uint64_t propagate(const EventList& in, float* acc) const;
+};
+
+/// 3×3 / stride 2 / padding 1 max-pool over spikes of a channel-last map: an output fires when
+/// any input in its window fired. Not a synaptic operation.
+class SpikeMaxPool {
+  public:
+    /// A pool over a `height`×`width` map of `channels` channels.
+    SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width);
+    SpikeMaxPool() = default;
+    std::size_t out_height() const { return out_h_; }
+    std::size_t out_width() const { return out_w_; }
+    std::size_t outputs() const { return out_h_ * out_w_ * c_; }
+    /// Emits one count-1 event per output whose window holds an input event; `seen` is scratch
+    /// of outputs() bytes, all zero on entry and on return.
+    void apply(const EventList& in, EventList& out, std::vector<std::uint8_t>& seen) const;
+
+  private:
+    std::size_t c_ = 0, h_ = 0, w_ = 0, out_h_ = 0, out_w_ = 0;
+};
+
+/// An additive residual stream: small non-negative integers per neuron, built by summing event
+/// lists and read back as graded events.
+class ResidualStream {
+  public:
+    /// A stream of `neurons` entries, all zero.
+    explicit ResidualStream(std::size_t neurons = 0) : value_(neurons, 0) {}
+    /// Adds the events' counts.
+    void add(const EventList& events);
+    /// The non-zero entries as events (count = value), in first-touched order.
+    void to_events(EventList& out) const;
+    /// Sets every entry back to zero (cost proportional to the touched entries).
+    void clear();
+    std::size_t size() const { return value_.size(); }
+
+  private:
+    std::vector<std::uint16_t> value_;
+    std::vector<std::uint32_t> touched_;
+};
+
+}  // namespace evformer::sim

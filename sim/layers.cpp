@@ -1,0 +1,194 @@
+#include "evformer/sim/layers.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "evformer/error.hpp"
+
+namespace evformer::sim {
+namespace {
+
+// acc[k] += row[k] for k < n: the fan-out of one event (count 1).
+inline void add_row(float* __restrict acc, const float* __restrict row, std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) acc[k] += row[k];
+}
+
+// acc[k] += m·row[k]: the fan-out of a graded event or of a real-valued input.
+inline void add_scaled_row(float* __restrict acc, const float* __restrict row, float m,
+                           std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) acc[k] += m * row[k];
+}
+
+void require(bool ok, const char* what, const std::string& rule) {
+    if (!ok) throw ConfigError(std::string(what) + ": " + rule);
+}
+
+}  // namespace
+
+std::size_t lif_step(const LifParams& p, float* v, const float* input, std::size_t n,
+                     EventList& out) {
+    const std::size_t before = out.size();
+    const float tau = p.tau, th = p.v_threshold, reset = p.v_reset;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float u = v[i] + (input[i] - (v[i] - reset)) / tau;
+        if (u >= th) {
+            out.push(static_cast<std::uint32_t>(i), 1);
+            v[i] = reset;
+        } else {
+            v[i] = u;
+        }
+    }
+    return out.size() - before;
+}
+
+void Conv3x3::validate(const char* what) const {
+    require(in_channels > 0 && out_channels > 0 && height > 0 && width > 0, what,
+            "channels, height and width must be positive");
+    require(weight_t.size() == in_channels * 9 * out_channels, what,
+            "weight holds " + std::to_string(weight_t.size()) +
+                " values, expected in·9·out = " + std::to_string(in_channels * 9 * out_channels));
+    require(bias.size() == out_channels, what, "bias must have one value per output channel");
+}
+
+void Conv3x3::init(float* acc) const {
+    const std::size_t positions = height * width;
+    for (std::size_t p = 0; p < positions; ++p)
+        std::copy(bias.begin(), bias.end(), acc + p * out_channels);
+}
+
+std::uint64_t Conv3x3::fan_out(std::size_t y, std::size_t x) const {
+    const std::uint64_t rows = 1 + (y > 0) + (y + 1 < height);
+    const std::uint64_t cols = 1 + (x > 0) + (x + 1 < width);
+    return rows * cols * out_channels;
+}
+
+std::uint64_t Conv3x3::propagate(const EventList& in, float* acc) const {
+    const std::size_t co = out_channels, ci = in_channels;
+    std::uint64_t sops = 0;
+    for (std::size_t e = 0; e < in.size(); ++e) {
+        const std::size_t n = in.neuron[e];
+        const std::size_t c = n % ci, pos = n / ci;
+        const std::size_t y = pos / width, x = pos % width;
+        const std::uint16_t m = in.count[e];
+        // Input (y, x) reaches output (y + 1 − ky, x + 1 − kx) through tap (ky, kx).
+        const std::size_t ky_lo = y + 1 < height ? 0 : 1, ky_hi = y > 0 ? 2 : 1;
+        const std::size_t kx_lo = x + 1 < width ? 0 : 1, kx_hi = x > 0 ? 2 : 1;
+        const float* w = weight_t.data() + c * 9 * co;
+        for (std::size_t ky = ky_lo; ky <= ky_hi; ++ky) {
+            const std::size_t oy = y + 1 - ky;
+            for (std::size_t kx = kx_lo; kx <= kx_hi; ++kx) {
+                const std::size_t ox = x + 1 - kx;
+                float* out = acc + (oy * width + ox) * co;
+                const float* row = w + (ky * 3 + kx) * co;
+                if (m == 1)
+                    add_row(out, row, co);
+                else
+                    add_scaled_row(out, row, float(m), co);
+            }
+        }
+        sops += m * fan_out(y, x);
+    }
+    return sops;
+}
+
+std::uint64_t Conv3x3::propagate_dense(const float* in, float* acc) const {
+    const std::size_t co = out_channels, ci = in_channels;
+    std::uint64_t macs = 0;
+    for (std::size_t y = 0; y < height; ++y) {
+        for (std::size_t x = 0; x < width; ++x) {
+            const std::size_t ky_lo = y + 1 < height ? 0 : 1, ky_hi = y > 0 ? 2 : 1;
+            const std::size_t kx_lo = x + 1 < width ? 0 : 1, kx_hi = x > 0 ? 2 : 1;
+            for (std::size_t c = 0; c < ci; ++c) {
+                const float value = in[(y * width + x) * ci + c];
+                if (value == 0.f) continue;
+                const float* w = weight_t.data() + c * 9 * co;
+                for (std::size_t ky = ky_lo; ky <= ky_hi; ++ky)
+                    for (std::size_t kx = kx_lo; kx <= kx_hi; ++kx)
+                        add_scaled_row(acc + ((y + 1 - ky) * width + (x + 1 - kx)) * co,
+                                       w + (ky * 3 + kx) * co, value, co);
+                macs += fan_out(y, x);
+            }
+        }
+    }
+    return macs;
+}
+
+void TokenLinear::validate(const char* what) const {
+    require(tokens > 0 && in_features > 0 && out_features > 0, what,
+            "tokens and features must be positive");
+    require(weight_t.size() == in_features * out_features, what,
+            "weight holds " + std::to_string(weight_t.size()) +
+                " values, expected in·out = " + std::to_string(in_features * out_features));
+    require(bias.size() == out_features, what, "bias must have one value per output feature");
+}
+
+void TokenLinear::init(float* acc) const {
+    for (std::size_t n = 0; n < tokens; ++n)
+        std::copy(bias.begin(), bias.end(), acc + n * out_features);
+}
+
+std::uint64_t TokenLinear::propagate(const EventList& in, float* acc) const {
+    const std::size_t fi = in_features, fo = out_features;
+    std::uint64_t spikes = 0;
+    for (std::size_t e = 0; e < in.size(); ++e) {
+        const std::size_t n = in.neuron[e];
+        const std::uint16_t m = in.count[e];
+        float* out = acc + (n / fi) * fo;
+        const float* row = weight_t.data() + (n % fi) * fo;
+        if (m == 1)
+            add_row(out, row, fo);
+        else
+            add_scaled_row(out, row, float(m), fo);
+        spikes += m;
+    }
+    return spikes * fo;
+}
+
+SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width)
+    : c_(channels),
+      h_(height),
+      w_(width),
+      out_h_(height == 0 ? 0 : (height - 1) / 2 + 1),
+      out_w_(width == 0 ? 0 : (width - 1) / 2 + 1) {}
+
+void SpikeMaxPool::apply(const EventList& in, EventList& out,
+                         std::vector<std::uint8_t>& seen) const {
+    out.clear();
+    for (std::size_t e = 0; e < in.size(); ++e) {
+        const std::size_t n = in.neuron[e];
+        const std::size_t c = n % c_, pos = n / c_;
+        const std::size_t y = pos / w_, x = pos % w_;
+        // Window of output p covers inputs 2p − 1 … 2p + 1.
+        const std::size_t py_lo = y / 2, py_hi = std::min((y + 1) / 2, out_h_ - 1);
+        const std::size_t px_lo = x / 2, px_hi = std::min((x + 1) / 2, out_w_ - 1);
+        for (std::size_t py = py_lo; py <= py_hi; ++py)
+            for (std::size_t px = px_lo; px <= px_hi; ++px) {
+                const std::size_t o = (py * out_w_ + px) * c_ + c;
+                if (!seen[o]) {
+                    seen[o] = 1;
+                    out.push(static_cast<std::uint32_t>(o), 1);
+                }
+            }
+    }
+    for (auto o : out.neuron) seen[o] = 0;
+}
+
+void ResidualStream::add(const EventList& events) {
+    for (std::size_t e = 0; e < events.size(); ++e) {
+        const auto n = events.neuron[e];
+        if (value_[n] == 0) touched_.push_back(n);
+        value_[n] = static_cast<std::uint16_t>(value_[n] + events.count[e]);
+    }
+}
+
+void ResidualStream::to_events(EventList& out) const {
+    out.clear();
+    for (auto n : touched_) out.push(n, value_[n]);
+}
+
+void ResidualStream::clear() {
+    for (auto n : touched_) value_[n] = 0;
+    touched_.clear();
+}
+
+}  // namespace evformer::sim

@@ -1,0 +1,287 @@
+#include "evformer/sim/report.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "evformer/error.hpp"
+
+namespace evformer::sim {
+
+RunAccumulator::RunAccumulator(const Network& net)
+    : layers_(net.layers()),
+      time_steps_(net.time_steps),
+      blocks_(net.blocks.size()),
+      tokens_(net.tokens()),
+      heads_(net.blocks.empty() ? 0 : net.blocks[0].attention.heads),
+      counts_(layers_.size() * net.time_steps),
+      attention_(net.blocks.size() * net.time_steps) {}
+
+void RunAccumulator::add(const SampleResult& r, std::size_t label) {
+    ++samples_;
+    correct_ += r.prediction == label;
+    seconds_ += r.seconds;
+    for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += r.counts[i];
+    for (std::size_t i = 0; i < attention_.size(); ++i) {
+        attention_[i].sops_qk += r.attention[i].sops_qk;
+        attention_[i].sops_av += r.attention[i].sops_av;
+        attention_[i].nonzero += r.attention[i].nonzero;
+    }
+}
+
+void RunAccumulator::merge(const RunAccumulator& o) {
+    samples_ += o.samples_;
+    correct_ += o.correct_;
+    seconds_ += o.seconds_;
+    for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
+    for (std::size_t i = 0; i < attention_.size(); ++i) {
+        attention_[i].sops_qk += o.attention_[i].sops_qk;
+        attention_[i].sops_av += o.attention_[i].sops_av;
+        attention_[i].nonzero += o.attention_[i].nonzero;
+    }
+}
+
+RunReport RunAccumulator::report(const EnergyModel& energy) const {
+    RunReport r;
+    r.samples = samples_;
+    r.correct = correct_;
+    r.time_steps = time_steps_;
+    r.energy = energy;
+    r.seconds_per_sample = samples_ ? seconds_ / double(samples_) : 0;
+    const double per = samples_ ? 1.0 / double(samples_) : 0.0;
+    const double steps = double(time_steps_);
+    std::vector<StepCounts> total(layers_.size());
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+        for (std::size_t t = 0; t < time_steps_; ++t) total[l] += counts_[l * time_steps_ + t];
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+        const auto& info = layers_[l];
+        const auto& c = total[l];
+        LayerReport lr;
+        lr.name = info.name;
+        lr.kind = info.kind;
+        lr.neurons = info.neurons;
+        lr.spikes = double(c.spikes) * per;
+        lr.firing_rate = info.kind == LayerKind::head
+                             ? 0.0
+                             : double(c.spikes) / (double(info.neurons) * steps * double(samples_));
+        lr.sops = double(c.sops) * per;
+        lr.macs = double(c.macs) * per;
+        lr.membrane_updates = double(c.membrane_updates) * per;
+        // The paper's estimate: fr_in × T × FLOPs, fr_in = input spikes / (input neurons × T).
+        switch (info.kind) {
+            case LayerKind::conv_real:
+            case LayerKind::head:
+                lr.macs_estimated = info.kind == LayerKind::head ? info.flops : steps * info.flops;
+                break;
+            case LayerKind::conv:
+            case LayerKind::linear:
+                lr.sops_estimated =
+                    double(c.input_events) * per / double(info.input_neurons) * info.flops;
+                break;
+            case LayerKind::attention: {
+                // fr_q·T·FLOPs(QKᵀ) + fr_v·T·FLOPs(A·V), each product N²·D: (q + v spikes) × N.
+                const double qv = double(total[l - 3].spikes + total[l - 1].spikes) * per;
+                lr.sops_estimated = qv * double(tokens_);
+                break;
+            }
+        }
+        lr.energy_mj = energy.millijoules(lr.sops, lr.macs);
+        for (std::size_t t = 0; t < time_steps_; ++t) {
+            lr.sops_per_step.push_back(double(counts_[l * time_steps_ + t].sops) * per);
+            lr.spikes_per_step.push_back(double(counts_[l * time_steps_ + t].spikes) * per);
+        }
+        r.sops += lr.sops;
+        r.sops_estimated += lr.sops_estimated;
+        r.macs += lr.macs;
+        r.membrane_updates += lr.membrane_updates;
+        r.spikes += lr.spikes;
+        r.layers.push_back(std::move(lr));
+    }
+    r.energy_mj = energy.millijoules(r.sops, r.macs);
+    for (std::size_t b = 0; b < blocks_; ++b) {
+        AttentionReport ar;
+        ar.block = b;
+        double nonzero = 0, qk = 0, av = 0;
+        for (std::size_t t = 0; t < time_steps_; ++t) {
+            const auto& a = attention_[b * time_steps_ + t];
+            nonzero += double(a.nonzero);
+            qk += double(a.sops_qk);
+            av += double(a.sops_av);
+        }
+        const double entries = double(tokens_ * tokens_ * heads_) * steps * double(samples_);
+        ar.fr_attn = samples_ ? nonzero / entries : 0;
+        ar.fr_out = r.layers[Network::attention_layer(b)].firing_rate;
+        ar.sops_qk = qk * per;
+        ar.sops_av = av * per;
+        r.attention.push_back(ar);
+    }
+    return r;
+}
+
+namespace {
+
+std::string si(double x) {
+    if (x >= 1e9) return fmt::format("{:.3f}G", x / 1e9);
+    if (x >= 1e6) return fmt::format("{:.3f}M", x / 1e6);
+    if (x >= 1e3) return fmt::format("{:.1f}k", x / 1e3);
+    return fmt::format("{:.0f}", x);
+}
+
+std::string dash_or(double x, bool show) {
+    return show ? si(x) : "-";
+}
+
+}  // namespace
+
+std::string format_table(const RunReport& r) {
+    std::string out;
+    out += fmt::format("model {} ({}), {} samples, T = {}\n", r.model, r.variant, r.samples,
+                       r.time_steps);
+    out += fmt::format("{:<26} {:>8} {:>10} {:>7} {:>10} {:>10} {:>9} {:>11}\n", "layer", "neurons",
+                       "spikes", "fr", "SOPs", "SOPs est.", "MACs", "energy mJ");
+    for (const auto& l : r.layers) {
+        const bool pop = l.kind != LayerKind::head;
+        out += fmt::format("{:<26} {:>8} {:>10} {:>7} {:>10} {:>10} {:>9} {:>11.3e}\n", l.name,
+                           l.neurons, pop ? si(l.spikes) : "-",
+                           pop ? fmt::format("{:.4f}", l.firing_rate) : "-",
+                           dash_or(l.sops, l.sops > 0 || l.sops_estimated > 0),
+                           dash_or(l.sops_estimated, l.sops_estimated > 0),
+                           dash_or(l.macs, l.macs > 0), l.energy_mj);
+    }
+    out += fmt::format("{:<26} {:>8} {:>10} {:>7} {:>10} {:>10} {:>9} {:>11.3e}\n",
+                       "total per sample", "", si(r.spikes), "", si(r.sops), si(r.sops_estimated),
+                       si(r.macs), r.energy_mj);
+    for (const auto& a : r.attention)
+        out += fmt::format("blocks/{}/attn: fr_attn {:.4f}  fr_out {:.4f}  SOPs QK^T {}  A.V {}\n",
+                           a.block, a.fr_attn, a.fr_out, si(a.sops_qk), si(a.sops_av));
+    out += fmt::format(
+        "accuracy {:.2f}% ({}/{}); energy {:.4e} mJ per sample ({:.0f} fJ/SOP, {:.2f} pJ/MAC); "
+        "{:.3f} ms per sample, {:.2f} s wall on {} threads\n",
+        100 * r.accuracy(), r.correct, r.samples, r.energy_mj, r.energy.joules_per_sop * 1e15,
+        r.energy.joules_per_mac * 1e12, 1e3 * r.seconds_per_sample, r.wall_seconds, r.threads);
+    return out;
+}
+
+std::string format_side_by_side(const std::vector<RunReport>& reports) {
+    if (reports.empty()) return {};
+    for (const auto& r : reports)
+        if (r.layers.size() != reports[0].layers.size())
+            throw ConfigError("side-by-side reports need models of the same architecture");
+    std::string out = "columns per model: firing rate | SOPs counted | SOPs est. | energy mJ\n";
+    for (std::size_t i = 0; i < reports.size(); ++i)
+        out += fmt::format("  [{}] {} ({}), {} samples\n", i + 1, reports[i].model,
+                           reports[i].variant, reports[i].samples);
+    out += fmt::format("{:<26}", "layer");
+    for (std::size_t i = 0; i < reports.size(); ++i)
+        out += fmt::format(" | {:>7} {:>9} {:>9} {:>9}", fmt::format("fr[{}]", i + 1), "SOPs",
+                           "est.", "mJ");
+    out += "\n";
+    for (std::size_t l = 0; l < reports[0].layers.size(); ++l) {
+        out += fmt::format("{:<26}", reports[0].layers[l].name);
+        for (const auto& r : reports) {
+            const auto& x = r.layers[l];
+            const bool pop = x.kind != LayerKind::head;
+            out += fmt::format(
+                " | {:>7} {:>9} {:>9} {:>9.2e}", pop ? fmt::format("{:.4f}", x.firing_rate) : "-",
+                x.sops > 0 ? si(x.sops) : (x.macs > 0 ? si(x.macs) + "*" : "0"),
+                x.sops_estimated > 0 ? si(x.sops_estimated)
+                                     : (x.macs_estimated > 0 ? si(x.macs_estimated) + "*" : "-"),
+                x.energy_mj);
+        }
+        out += "\n";
+    }
+    out += fmt::format("{:<26}", "total per sample");
+    for (const auto& r : reports)
+        out += fmt::format(" | {:>7} {:>9} {:>9} {:>9.2e}", "", si(r.sops), si(r.sops_estimated),
+                           r.energy_mj);
+    out += "\n(* = MACs on real-valued input)\n";
+    for (std::size_t b = 0; b < reports[0].attention.size(); ++b) {
+        out += fmt::format("blocks/{}/attn fr_attn / fr_out:", b);
+        for (std::size_t i = 0; i < reports.size(); ++i)
+            out += fmt::format("  [{}] {:.4f} / {:.4f}", i + 1, reports[i].attention[b].fr_attn,
+                               reports[i].attention[b].fr_out);
+        out += "\n";
+    }
+    out += "accuracy:";
+    for (std::size_t i = 0; i < reports.size(); ++i)
+        out += fmt::format("  [{}] {:.2f}%", i + 1, 100 * reports[i].accuracy());
+    out += "\nms per sample:";
+    for (std::size_t i = 0; i < reports.size(); ++i)
+        out += fmt::format("  [{}] {:.3f}", i + 1, 1e3 * reports[i].seconds_per_sample);
+    out += "\n";
+    return out;
+}
+
+namespace {
+
+nlohmann::json json_of(const RunReport& r) {
+    using nlohmann::json;
+    json layers = json::array();
+    for (const auto& l : r.layers)
+        layers.push_back({{"name", l.name},
+                          {"neurons", l.neurons},
+                          {"spikes", l.spikes},
+                          {"firing_rate", l.firing_rate},
+                          {"sops", l.sops},
+                          {"sops_estimated", l.sops_estimated},
+                          {"macs", l.macs},
+                          {"macs_estimated", l.macs_estimated},
+                          {"membrane_updates", l.membrane_updates},
+                          {"energy_mj", l.energy_mj},
+                          {"sops_per_step", l.sops_per_step},
+                          {"spikes_per_step", l.spikes_per_step}});
+    json attention = json::array();
+    for (const auto& a : r.attention)
+        attention.push_back({{"block", a.block},
+                             {"fr_attn", a.fr_attn},
+                             {"fr_out", a.fr_out},
+                             {"sops_qk", a.sops_qk},
+                             {"sops_av", a.sops_av}});
+    return {{"model", r.model},
+            {"variant", r.variant},
+            {"accuracy", r.accuracy()},
+            {"correct", r.correct},
+            {"samples", r.samples},
+            {"time_steps", r.time_steps},
+            {"layers", layers},
+            {"attention", attention},
+            {"per_sample",
+             {{"sops", r.sops},
+              {"sops_estimated", r.sops_estimated},
+              {"macs", r.macs},
+              {"membrane_updates", r.membrane_updates},
+              {"spikes", r.spikes},
+              {"energy_mj", r.energy_mj},
+              {"seconds", r.seconds_per_sample}}},
+            {"energy_model",
+             {{"joules_per_sop", r.energy.joules_per_sop},
+              {"joules_per_mac", r.energy.joules_per_mac}}},
+            {"wall_seconds", r.wall_seconds},
+            {"threads", r.threads}};
+}
+
+}  // namespace
+
+std::string to_json(const RunReport& r) {
+    return json_of(r).dump(2);
+}
+
+std::string to_json(const std::vector<RunReport>& reports) {
+    nlohmann::json runs = nlohmann::json::array();
+    for (const auto& r : reports) runs.push_back(json_of(r));
+    return nlohmann::json{{"runs", runs}}.dump(2);
+}
+
+std::string to_csv(const std::vector<RunReport>& reports) {
+    std::string out =
+        "model,variant,layer,neurons,spikes,firing_rate,sops,sops_estimated,macs,"
+        "membrane_updates,energy_mj\n";
+    for (const auto& r : reports)
+        for (const auto& l : r.layers)
+            out += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", r.model, r.variant, l.name,
+                               l.neurons, l.spikes, l.firing_rate, l.sops, l.sops_estimated, l.macs,
+                               l.membrane_updates, l.energy_mj);
+    return out;
+}
+
+}  // namespace evformer::sim

@@ -1,0 +1,209 @@
+// `evformer bench run [MODEL.h5]`: speed of the event-driven engine, one sample at a time on one
+// core, against baselines run in the same process: the project's dense evaluation forward
+// (DenseSpikformer, batch 1 and 64), a plain fan-out loop (a weight row added per event, the
+// physical reference for SOP throughput) and the PyTorch CPU anchors measured on this machine.
+// A sweep over input intensity shows the cost growing with the number of events.
+#include <fmt/format.h>
+#include <tbb/global_control.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "command.hpp"
+#include "evformer/error.hpp"
+#include "evformer/io/idx.hpp"
+#include "evformer/models/builder.hpp"
+#include "evformer/models/network.hpp"
+#include "evformer/models/weights.hpp"
+
+namespace evformer::tools {
+namespace {
+
+constexpr double kTorchBatch1Ms = 6.9;   // PyTorch 1.13 CPU, batch 1, one thread (issue anchor)
+constexpr double kTorchBatch64Ms = 3.0;  // per sample at batch 64
+
+struct BenchOptions {
+    std::string model;
+    std::size_t samples = 200;
+    std::string save_weights;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The physical reference: one contiguous row of `width` floats added per event into a target
+// row of an accumulator. Returns SOPs per second.
+double fanout_loop(std::size_t width) {
+    const std::size_t rows = 256, targets = 49, events = 1 << 20;
+    std::mt19937 rng(1);
+    std::vector<float> w(rows * width), acc(targets * width, 0.f);
+    for (auto& x : w) x = float(rng() % 100) * 0.01f;
+    std::vector<std::uint32_t> row(events), target(events);
+    for (std::size_t e = 0; e < events; ++e) {
+        row[e] = std::uint32_t(rng() % rows);
+        target[e] = std::uint32_t(rng() % targets);
+    }
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+        const auto start = std::chrono::steady_clock::now();
+        for (std::size_t e = 0; e < events; ++e) {
+            float* __restrict a = acc.data() + target[e] * width;
+            const float* __restrict r = w.data() + row[e] * width;
+            for (std::size_t k = 0; k < width; ++k) a[k] += r[k];
+        }
+        best = std::min(best, seconds_since(start));
+    }
+    volatile float sink = acc[0];
+    (void)sink;
+    return double(events * width) / best;
+}
+
+struct EngineRun {
+    double ms_per_sample = 0, sops = 0, spikes = 0, macs = 0;
+    std::size_t correct = 0;
+};
+
+EngineRun run_engine(const sim::Network& net, const models::ModelSpec& spec,
+                     const io::ImageDataset& data, std::size_t count, float gain, int threshold) {
+    sim::Simulator simulator(net);
+    std::vector<std::vector<float>> inputs;
+    for (std::size_t i = 0; i < count; ++i) {
+        std::vector<std::uint8_t> px(data.image(i), data.image(i) + data.rows * data.cols);
+        for (auto& p : px) {
+            if (threshold >= 0) p = p > threshold ? 255 : 0;
+            p = std::uint8_t(std::min(255.f, float(p) * gain));
+        }
+        inputs.push_back(models::image_currents(px, spec));
+    }
+    for (std::size_t i = 0; i < std::min<std::size_t>(5, count); ++i)
+        simulator.run_image(inputs[i]);  // warm-up
+    EngineRun r;
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto res = simulator.run_image(inputs[i]);
+        const auto t = res.total();
+        r.sops += double(t.sops);
+        r.spikes += double(t.spikes);
+        r.macs += double(t.macs);
+        r.correct += res.prediction == data.labels[i];
+    }
+    const double s = seconds_since(start);
+    r.ms_per_sample = 1e3 * s / double(count);
+    r.sops /= double(count);
+    r.spikes /= double(count);
+    r.macs /= double(count);
+    return r;
+}
+
+// Per-sample milliseconds of the dense evaluation forward at a batch size.
+double dense_ms(const models::ModelWeights& weights, const io::ImageDataset& data,
+                std::size_t batch, std::size_t count) {
+    models::DenseSpikformer dense(weights);
+    const std::size_t px = data.rows * data.cols;
+    std::vector<float> input(batch * px);
+    const std::size_t batches = std::max<std::size_t>(1, count / batch);
+    auto fill = [&](std::size_t first) {
+        for (std::size_t b = 0; b < batch; ++b) {
+            const auto* img = data.image((first + b) % data.count);
+            for (std::size_t p = 0; p < px; ++p) input[b * px + p] = float(img[p]) / 255.f;
+        }
+    };
+    fill(0);
+    dense.forward_eval(input.data(), batch);  // warm-up
+    double total = 0;
+    for (std::size_t k = 0; k < batches; ++k) {
+        fill(k * batch);
+        const auto start = std::chrono::steady_clock::now();
+        dense.forward_eval(input.data(), batch);
+        total += seconds_since(start);
+    }
+    return 1e3 * total / double(batches * batch);
+}
+
+void bench(const BenchOptions& opt) {
+    tbb::global_control one_core(tbb::global_control::max_allowed_parallelism, 1);
+    std::string label = opt.model;
+    if (label.empty() && std::filesystem::exists("examples/models/fmnist-ssa-bin.h5"))
+        label = "examples/models/fmnist-ssa-bin.h5";
+    models::ModelWeights weights;
+    if (label.empty()) {
+        weights = models::random_weights(models::ModelSpec{}, 1);
+        label = "random weights (seed 1, Spikformer-2-64, ssa-bin; no shipped model found)";
+    } else {
+        weights = models::load_weights(label);
+    }
+    if (!opt.save_weights.empty()) models::save_weights(weights, opt.save_weights);
+    const auto data = io::load_mnist_like(io::resolve_dataset_dir("fashion-mnist"), "test");
+    models::check_model_fits(weights.spec, label, 1, data.rows, data.cols, data.classes);
+    const std::size_t count = std::min(opt.samples, data.count);
+    const auto net = models::build_network(weights);
+
+    fmt::print("evformer bench run — {}; {} Fashion-MNIST test samples; one core\n", label, count);
+    const auto engine = run_engine(net, weights.spec, data, count, 1.f, -1);
+    const double sops_per_s = engine.sops / (engine.ms_per_sample * 1e-3);
+    const double loop64 = fanout_loop(64), loop16 = fanout_loop(16);
+    const double dense1 = dense_ms(weights, data, 1, std::min<std::size_t>(count, 100));
+    const double dense64 = dense_ms(weights, data, 64, std::max<std::size_t>(count, 128));
+
+    fmt::print(
+        "\nevent-driven engine, batch 1:  {:.3f} ms/sample   {:.2f} M SOPs/sample   "
+        "{:.0f} k spikes/sample   accuracy {:.1f}%\n",
+        engine.ms_per_sample, engine.sops / 1e6, engine.spikes / 1e3,
+        100.0 * double(engine.correct) / double(count));
+    fmt::print(
+        "  throughput {:.2f} G SOP/s per core (whole network, attention and LIF updates "
+        "included)\n",
+        sops_per_s / 1e9);
+    fmt::print(
+        "  fan-out loop in this process: 64-float rows {:.2f} G SOP/s, 16-float rows "
+        "{:.2f} G SOP/s  → engine at {:.0f}% of the 64-float loop\n",
+        loop64 / 1e9, loop16 / 1e9, 100 * sops_per_s / loop64);
+    fmt::print("\nbaselines (per sample)                   ms     engine speed-up\n");
+    fmt::print("  dense forward (DenseSpikformer) b=1  {:8.3f}   {:6.2f}x\n", dense1,
+               dense1 / engine.ms_per_sample);
+    fmt::print("  dense forward (DenseSpikformer) b=64 {:8.3f}   {:6.2f}x\n", dense64,
+               dense64 / engine.ms_per_sample);
+    fmt::print("  PyTorch CPU anchor b=1 (issue)       {:8.3f}   {:6.2f}x   goal >= 3x\n",
+               kTorchBatch1Ms, kTorchBatch1Ms / engine.ms_per_sample);
+    fmt::print("  PyTorch CPU anchor b=64 (issue)      {:8.3f}   {:6.2f}x   goal > 1x\n",
+               kTorchBatch64Ms, kTorchBatch64Ms / engine.ms_per_sample);
+
+    fmt::print("\ncost vs activity (input intensity sweep, {} samples each)\n",
+               std::min<std::size_t>(count, 100));
+    fmt::print("  {:<22} {:>12} {:>12} {:>10} {:>10}\n", "input", "spikes", "SOPs", "ms",
+               "ns/kSOP");
+    struct Setting {
+        const char* name;
+        float gain;
+        int threshold;
+    };
+    for (const auto& s :
+         {Setting{"x0.25", 0.25f, -1}, Setting{"x0.5", 0.5f, -1}, Setting{"x1 (as is)", 1.f, -1},
+          Setting{"x2 (clipped)", 2.f, -1}, Setting{"binarised at 128", 1.f, 128}}) {
+        const auto r = run_engine(net, weights.spec, data, std::min<std::size_t>(count, 100),
+                                  s.gain, s.threshold);
+        fmt::print("  {:<22} {:>12.0f} {:>12.0f} {:>10.3f} {:>10.1f}\n", s.name, r.spikes, r.sops,
+                   r.ms_per_sample, r.sops > 0 ? 1e9 * r.ms_per_sample / r.sops : 0.0);
+    }
+}
+
+const RegisterCommand reg("bench.run", [](CLI::App& app) {
+    auto opt = std::make_shared<BenchOptions>();
+    auto* cmd = bench_group(app)->add_subcommand(
+        "run",
+        "Event-driven engine speed vs the dense forward, a fan-out loop and PyTorch "
+        "anchors, plus an activity sweep");
+    cmd->add_option("model", opt->model,
+                    "Weights file (default examples/models/fmnist-ssa-bin.h5, else random "
+                    "weights)");
+    cmd->add_option("--samples", opt->samples, "Test samples to time (default 200)");
+    cmd->add_option("--save-weights", opt->save_weights,
+                    "Also write the weights used (e.g. the generated random ones) to FILE");
+    cmd->callback([opt] { bench(*opt); });
+});
+
+}  // namespace
+}  // namespace evformer::tools

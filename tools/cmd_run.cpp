@@ -1,0 +1,99 @@
+// `evformer run MODEL.h5 --data …`: simulates a dataset sample by sample with the event-driven
+// engine and reports accuracy, per-layer spikes, firing rates, counted and estimated SOPs, MACs
+// and energy, fr_attn/fr_out per block, per-sample totals and the time taken; optionally as JSON
+// or CSV, with spike rasters exported to HDF5.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "command.hpp"
+#include "evformer/error.hpp"
+#include "evformer/io/idx.hpp"
+#include "evformer/models/builder_run.hpp"
+#include "evformer/models/weights.hpp"
+
+namespace evformer::tools {
+namespace {
+
+struct RunOptions {
+    std::string model;
+    std::string data = "fashion-mnist";
+    std::string split = "test";
+    std::size_t limit = 0;
+    std::size_t threads = 0;
+    std::string json, csv, raster;
+    std::size_t raster_samples = 4;
+    std::vector<std::string> raster_layers;
+    double sop_fj = 77.0;
+    double mac_pj = 4.6;
+};
+
+// Writes text to a file, or to stdout for "-".
+void write_text(const std::string& path, const std::string& text) {
+    if (path == "-") {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        return;
+    }
+    std::ofstream out(path);
+    if (!out) throw FileError(path, -1, "cannot open for writing");
+    out << text;
+    if (!out.flush()) throw FileError(path, -1, "write failed");
+}
+
+void run(const RunOptions& opt) {
+    const auto weights = models::load_weights(opt.model);
+    const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
+    models::SimulationOptions so;
+    so.limit = opt.limit;
+    so.threads = opt.threads;
+    so.raster_samples = opt.raster.empty() ? 0 : opt.raster_samples;
+    so.raster_layers = opt.raster_layers;
+    so.energy.joules_per_sop = opt.sop_fj * 1e-15;
+    so.energy.joules_per_mac = opt.mac_pj * 1e-12;
+    const auto result = models::simulate_dataset(weights, data, so, opt.model);
+    if (!opt.raster.empty()) {
+        const auto parent = std::filesystem::path(opt.raster).parent_path();
+        if (!parent.empty()) std::filesystem::create_directories(parent);
+        models::write_rasters(opt.raster, result.rasters);
+    }
+    if (!opt.json.empty()) write_text(opt.json, sim::to_json(result.report) + "\n");
+    if (!opt.csv.empty()) write_text(opt.csv, sim::to_csv({result.report}));
+    if (opt.json != "-" && opt.csv != "-") {
+        fmt::print("{}", sim::format_table(result.report));
+        if (!opt.raster.empty())
+            fmt::print("rasters of {} samples written to {}\n", result.rasters.samples.size(),
+                       opt.raster);
+    }
+}
+
+const RegisterCommand reg("run", [](CLI::App& app) {
+    auto opt = std::make_shared<RunOptions>();
+    auto* cmd = app.add_subcommand(
+        "run",
+        "Simulate a dataset event by event: accuracy, per-layer spikes, firing rates, "
+        "SOPs (counted and estimated), MACs, energy, fr_attn/fr_out, rasters");
+    cmd->add_option("model", opt->model, "Weights file (HDF5) written by evformer train")
+        ->required();
+    cmd->add_option("--data", opt->data,
+                    "Dataset: fashion-mnist or a folder of IDX files (default fashion-mnist)");
+    cmd->add_option("--split", opt->split, "train or test (default test)")
+        ->check(CLI::IsMember({"train", "test"}));
+    cmd->add_option("--limit", opt->limit, "Simulate only the first N samples (0 = all)");
+    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
+    cmd->add_option("--json", opt->json, "Write the report as JSON to FILE ('-' = stdout)");
+    cmd->add_option("--csv", opt->csv, "Write the per-layer table as CSV to FILE ('-' = stdout)");
+    cmd->add_option("--raster", opt->raster, "Write spike rasters to this HDF5 file");
+    cmd->add_option("--raster-samples", opt->raster_samples,
+                    "Record rasters of the first N samples (default 4)");
+    cmd->add_option("--raster-layers", opt->raster_layers,
+                    "Populations to record, e.g. sps/lif0,blocks/0/attn/attn_lif (default all)")
+        ->delimiter(',');
+    cmd->add_option("--sop-energy-fj", opt->sop_fj, "Energy per SOP in fJ (default 77)");
+    cmd->add_option("--mac-energy-pj", opt->mac_pj, "Energy per MAC in pJ (default 4.6)");
+    cmd->callback([opt] { run(*opt); });
+});
+
+}  // namespace
+}  // namespace evformer::tools
