@@ -5,7 +5,9 @@
 
 namespace evformer::tools {
 
-CLI::App* bench_group(CLI::App& app) { return app.get_subcommand("bench"); }
+CLI::App* bench_group(CLI::App& app) {
+    return app.get_subcommand("bench");
+}
 
 namespace {
 
