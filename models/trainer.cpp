@@ -100,7 +100,9 @@ std::size_t load_checkpoint(const std::filesystem::path& path, DenseSpikformer& 
     for (const auto& p : parameter_layout(spec)) {
         if (!r.is_dataset("model/" + p.name))
             throw FileError(file, -1, fmt::format("tensor 'model/{}' is missing", p.name));
-        w.at(p.name).data = r.read<float>("model/" + p.name, p.shape);
+        // copy in place: the network holds pointers into these buffers
+        const auto values = r.read<float>("model/" + p.name, p.shape);
+        std::copy(values.begin(), values.end(), w.at(p.name).data.begin());
         if (trainable(p.kind)) {
             adam.m[p.name] = r.read<float>("adam_m/" + p.name, p.shape);
             adam.v[p.name] = r.read<float>("adam_v/" + p.name, p.shape);

@@ -89,7 +89,8 @@ class DenseSpikformer {
     const ModelSpec& spec() const;
     /// The current parameters and running statistics, ready for save_weights().
     const ModelWeights& weights() const;
-    /// Mutable parameters (for the optimizer and for tests); shapes must not change.
+    /// Mutable parameters (for the optimizer and for tests): change values in place only (the
+    /// network keeps pointers into the tensors' buffers).
     ModelWeights& mutable_weights();
     /// Gradients of the trainable tensors (conv/linear weights and biases, BN weight and bias)
     /// from the last backward(); same names and shapes as the parameters.
