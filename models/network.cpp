@@ -758,6 +758,19 @@ struct DenseSpikformer::Impl {
                 counts->attn_nonzero[l] += b.nonzero;
                 counts->attn_entries[l] += double(rows_tb * spec.heads * n_tok * n_tok);
             }
+            if (probe) {
+                auto& cur = probe->currents[fmt::format("blocks/{}/attn/attn_input", l)];
+                cur.resize(rows * d);
+                const std::size_t per = n_tok * d;
+                for (std::size_t t = 0; t < steps(); ++t)
+                    for (std::size_t bi = 0; bi < batch; ++bi)
+                        std::copy(
+                            b.attn_pre.begin() +
+                                static_cast<std::ptrdiff_t>((t * batch + bi) * per),
+                            b.attn_pre.begin() +
+                                static_cast<std::ptrdiff_t>((t * batch + bi + 1) * per),
+                            cur.begin() + static_cast<std::ptrdiff_t>((bi * steps() + t) * per));
+            }
             b.attn_h.resize(rows * d);
             b.attn_s.resize(rows * d);
             lif_forward(b.attn_pre.data(), steps(), rows * d / steps(), attn_lif, smooth,
@@ -1044,6 +1057,7 @@ std::vector<float> DenseSpikformer::forward_eval(const float* input, std::size_t
     if (probe) {
         probe->spikes.clear();
         probe->neurons.clear();
+        probe->currents.clear();
     }
     impl_->forward(input, batch, layout, probe, counts);
     return impl_->logits;

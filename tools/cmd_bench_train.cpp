@@ -47,22 +47,22 @@ void bench_gemm(std::size_t m, std::size_t n, std::size_t k, const char* what) {
         } while (seconds_since(t0) < 0.3);
         return 2.0 * double(m * n * k) * double(reps) / seconds_since(t0) / 1e9;
     };
-    const double fast = run([&] {
-        models::kernels::gemm(m, n, k, a.data(), k, b.data(), n, c.data(), n, false);
-    });
+    const double fast =
+        run([&] { models::kernels::gemm(m, n, k, a.data(), k, b.data(), n, c.data(), n, false); });
     const double naive = run([&] {
         models::kernels::gemm_naive(m, n, k, a.data(), k, b.data(), n, c.data(), n, false);
     });
-    fmt::print("  gemm {:>4}x{:>4}x{:>4} ({:<22}) blocked {:7.1f} GFLOP/s, naive {:6.1f}, "
-               "ratio {:5.1f}x\n",
-               m, n, k, what, fast, naive, fast / naive);
+    fmt::print(
+        "  gemm {:>4}x{:>4}x{:>4} ({:<22}) blocked {:7.1f} GFLOP/s, naive {:6.1f}, "
+        "ratio {:5.1f}x\n",
+        m, n, k, what, fast, naive, fast / naive);
 }
 
 void run_bench(const BenchTrainOptions& opt) {
     std::unique_ptr<tbb::global_control> limit;
     if (opt.threads > 0)
-        limit = std::make_unique<tbb::global_control>(
-            tbb::global_control::max_allowed_parallelism, opt.threads);
+        limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                      opt.threads);
     const std::size_t threads =
         opt.threads > 0 ? opt.threads : static_cast<std::size_t>(tbb::info::default_concurrency());
     models::ModelSpec spec;
@@ -75,15 +75,14 @@ void run_bench(const BenchTrainOptions& opt) {
     std::uniform_real_distribution<float> u(0.f, 1.f);
     for (auto& v : x) v = u(rng);
     for (std::size_t i = 0; i < opt.batch; ++i) labels[i] = static_cast<int>(i % spec.classes);
-    fmt::print("bench train: Spikformer-{}-{} ({} heads, T = {}, {}x{}x{}, variant {}), batch {}, "
-               "{} threads\n",
-               spec.blocks, spec.dim, spec.heads, spec.time_steps, spec.in_channels,
-               spec.in_height, spec.in_width, opt.variant, opt.batch, threads);
-    for (std::size_t i = 0; i < opt.warmup; ++i)
-        net.train_step(x.data(), labels.data(), opt.batch);
+    fmt::print(
+        "bench train: Spikformer-{}-{} ({} heads, T = {}, {}x{}x{}, variant {}), batch {}, "
+        "{} threads\n",
+        spec.blocks, spec.dim, spec.heads, spec.time_steps, spec.in_channels, spec.in_height,
+        spec.in_width, opt.variant, opt.batch, threads);
+    for (std::size_t i = 0; i < opt.warmup; ++i) net.train_step(x.data(), labels.data(), opt.batch);
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < opt.steps; ++i)
-        net.train_step(x.data(), labels.data(), opt.batch);
+    for (std::size_t i = 0; i < opt.steps; ++i) net.train_step(x.data(), labels.data(), opt.batch);
     const double train_s = seconds_since(t0);
     const auto t1 = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < opt.steps; ++i) net.forward_eval(x.data(), opt.batch);
@@ -93,9 +92,10 @@ void run_bench(const BenchTrainOptions& opt) {
                1000.0 * train_s / double(opt.steps), opt.steps);
     fmt::print("  eval:  {:.1f} samples/s, {:.1f} ms/batch\n",
                double(opt.steps * opt.batch) / eval_s, 1000.0 * eval_s / double(opt.steps));
-    fmt::print("  anchor: PyTorch 1.13 CPU (OpenBLAS) trains this model at ~80 samples/s "
-               "(batch 64): ratio {:.2f}x\n",
-               sps / 80.0);
+    fmt::print(
+        "  anchor: PyTorch 1.13 CPU (OpenBLAS) trains this model at ~80 samples/s "
+        "(batch 64): ratio {:.2f}x\n",
+        sps / 80.0);
     fmt::print("  peak RSS: {:.0f} MiB\n", peak_rss_mib());
     fmt::print("GEMM vs naive triple loop, one thread, shapes of this model:\n");
     bench_gemm(spec.dim / 2, spec.in_height * spec.in_width, spec.dim / 4 * 9, "conv2 forward");
@@ -111,8 +111,8 @@ const RegisterCommand reg("bench.train", [](CLI::App& app) {
     cmd->add_option("--steps", opt->steps, "Timed training steps")->check(CLI::Range(1, 100000));
     cmd->add_option("--warmup", opt->warmup, "Untimed steps first");
     cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
-    cmd->add_option("--variant", opt->variant, "Attention variant: " +
-                                                   sim::attention_variant_names());
+    cmd->add_option("--variant", opt->variant,
+                    "Attention variant: " + sim::attention_variant_names());
     cmd->callback([opt] { run_bench(*opt); });
 });
 

@@ -35,9 +35,9 @@ std::vector<float> class_means(const io::ImageDataset& ds) {
     std::vector<float> mean(sum.size());
     for (std::size_t c = 0; c < ds.classes; ++c)
         for (std::size_t p = 0; p < pixels; ++p)
-            mean[c * pixels + p] = count[c] ? static_cast<float>(sum[c * pixels + p] /
-                                                                 (255.0 * double(count[c])))
-                                            : 0.f;
+            mean[c * pixels + p] =
+                count[c] ? static_cast<float>(sum[c * pixels + p] / (255.0 * double(count[c])))
+                         : 0.f;
     return mean;
 }
 
@@ -86,15 +86,9 @@ nlohmann::json describe(const io::ImageDataset& ds) {
     const double n = static_cast<double>(ds.pixels.size());
     const double mean = sum / n;
     const double stddev = std::sqrt(std::max(0.0, sum_sq / n - mean * mean));
-    return {{"name", ds.name},
-            {"count", ds.count},
-            {"shape", {ds.rows, ds.cols}},
-            {"classes", ds.classes},
-            {"per_class", per_class},
-            {"pixel_min", lo},
-            {"pixel_max", hi},
-            {"pixel_mean", mean / 255.0},
-            {"pixel_std", stddev / 255.0}};
+    return {{"name", ds.name},       {"count", ds.count},          {"shape", {ds.rows, ds.cols}},
+            {"classes", ds.classes}, {"per_class", per_class},     {"pixel_min", lo},
+            {"pixel_max", hi},       {"pixel_mean", mean / 255.0}, {"pixel_std", stddev / 255.0}};
 }
 
 void print(const nlohmann::json& d) {
@@ -104,8 +98,8 @@ void print(const nlohmann::json& d) {
     fmt::print("  per class:");
     for (const auto& c : d["per_class"]) fmt::print(" {}", c.get<std::size_t>());
     fmt::print("\n  pixels: min {} max {}, mean {:.4f} std {:.4f} (scaled to [0, 1])\n",
-               d["pixel_min"].get<int>(), d["pixel_max"].get<int>(),
-               d["pixel_mean"].get<double>(), d["pixel_std"].get<double>());
+               d["pixel_min"].get<int>(), d["pixel_max"].get<int>(), d["pixel_mean"].get<double>(),
+               d["pixel_std"].get<double>());
 }
 
 void run_info(const DataInfoOptions& opt) {
@@ -129,8 +123,8 @@ void run_info(const DataInfoOptions& opt) {
             if (opt.json)
                 fmt::print("{}\n", d.dump(2));
             else
-                fmt::print("{}: IDX array of dims {}, {} bytes\n", name,
-                           fmt::join(arr.dims, "x"), arr.data.size());
+                fmt::print("{}: IDX array of dims {}, {} bytes\n", name, fmt::join(arr.dims, "x"),
+                           arr.data.size());
             return;
         }
         auto labels = name;

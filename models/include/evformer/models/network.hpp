@@ -35,9 +35,13 @@ enum class InputLayout {
 /// - `blocks/{l}/attn/{q_lif,k_lif,v_lif,attn_lif,proj_lif}`, `blocks/{l}/mlp/{fc1_lif,fc2_lif}`:
 ///   token-major `n·width + d` (width D, or mlp_hidden for fc1_lif); head h owns the channels
 ///   d ∈ [h·D/H, (h+1)·D/H).
+///
+/// `currents["blocks/{l}/attn/attn_input"]` is the input current of attn_lif, `[batch, T, N·D]`
+/// token-major: s·C·V or s·B(C, Δ)·V, minus V̄ for the shifted variants.
 struct SpikeProbe {
     std::map<std::string, std::vector<std::uint8_t>> spikes;
     std::map<std::string, std::size_t> neurons;  ///< neurons per population (per time step)
+    std::map<std::string, std::vector<float>> currents;
 };
 
 /// Spike and attention counts accumulated over evaluation batches (firing rates for reports).
@@ -85,7 +89,8 @@ class DenseSpikformer {
     const ModelSpec& spec() const;
     /// The current parameters and running statistics, ready for save_weights().
     const ModelWeights& weights() const;
-    /// Mutable parameters (for the optimizer and for tests); shapes must not change.
+    /// Mutable parameters (for the optimizer and for tests): change values in place only (the
+    /// network keeps pointers into the tensors' buffers).
     ModelWeights& mutable_weights();
     /// Gradients of the trainable tensors (conv/linear weights and biases, BN weight and bias)
     /// from the last backward(); same names and shapes as the parameters.

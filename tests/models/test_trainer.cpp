@@ -1,0 +1,173 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "evformer/error.hpp"
+#include "evformer/models/trainer.hpp"
+#include "support.hpp"
+
+namespace m = evformer::models;
+using evformer::test::ScratchDir;
+
+namespace {
+
+bool have_fmnist() {
+    return std::filesystem::exists(std::filesystem::path(EVFORMER_FMNIST_DIR) /
+                                   "train-labels-idx1-ubyte.gz") ||
+           std::filesystem::exists(std::filesystem::path(EVFORMER_FMNIST_DIR) /
+                                   "train-labels-idx1-ubyte");
+}
+
+m::TrainConfig tiny_config(const ScratchDir& dir) {
+    m::TrainConfig c;
+    c.data = EVFORMER_FMNIST_DIR;
+    c.model.dim = 16;
+    c.model.heads = 2;
+    c.model.blocks = 1;
+    c.model.time_steps = 2;
+    c.epochs = 4;
+    c.batch = 32;
+    c.lr = 5e-3;
+    c.warmup_epochs = 0.5;
+    c.limit_train = 256;
+    c.limit_test = 64;
+    c.crop_pad = 0;
+    c.hflip = false;
+    c.out = dir / "tiny.h5";
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("the learning rate warms up linearly, then decays by a cosine to min_lr") {
+    m::TrainConfig c;
+    c.epochs = 4;
+    c.warmup_epochs = 1;
+    c.lr = 1e-3;
+    c.min_lr = 1e-5;
+    CHECK(m::learning_rate(c, 0, 10) == doctest::Approx(1e-4));
+    CHECK(m::learning_rate(c, 9, 10) == doctest::Approx(1e-3));
+    CHECK(m::learning_rate(c, 10, 10) == doctest::Approx(1e-3));
+    CHECK(m::learning_rate(c, 25, 10) == doctest::Approx(0.5 * (1e-3 + 1e-5)));
+    CHECK(m::learning_rate(c, 40, 10) == doctest::Approx(1e-5));
+}
+
+TEST_CASE("augmentation is deterministic per (seed, epoch, index) and keeps the pixels") {
+    m::TrainConfig c;
+    std::vector<float> img(28 * 28);
+    for (std::size_t i = 0; i < img.size(); ++i) img[i] = float(i % 17) / 17.f;
+    std::vector<float> a(img), b(img);
+    m::augment(a.data(), 1, 28, 28, c, 3, 42);
+    m::augment(b.data(), 1, 28, 28, c, 3, 42);
+    CHECK(a == b);
+    bool any_differs = false;
+    for (std::size_t idx = 0; idx < 8; ++idx) {
+        std::vector<float> other(img);
+        m::augment(other.data(), 1, 28, 28, c, 3, idx);
+        any_differs |= other != a;
+        for (float v : other) CHECK((v >= 0.f && v <= 1.f));
+    }
+    CHECK(any_differs);
+    m::TrainConfig off;
+    off.crop_pad = 0;
+    off.hflip = false;
+    std::vector<float> same(img);
+    m::augment(same.data(), 1, 28, 28, off, 1, 5);
+    CHECK(same == img);
+}
+
+TEST_CASE("the training config round-trips through JSON and rejects unknown keys") {
+    m::TrainConfig c;
+    c.epochs = 7;
+    c.lr = 3e-3;
+    c.model.attention.variant = evformer::sim::AttentionVariant::bin_mean;
+    const auto back = m::TrainConfig::from_json(c.to_json());
+    CHECK(back.epochs == 7);
+    CHECK(back.lr == 3e-3);
+    CHECK(back.model == c.model);
+    CHECK_THROWS_WITH_AS(m::TrainConfig::from_json(R"({"epochz": 3})"), doctest::Contains("epochz"),
+                         evformer::ConfigError);
+    CHECK_THROWS_WITH_AS(m::TrainConfig::from_json(R"({"epochs": "three"})"),
+                         doctest::Contains("epochs"), evformer::ConfigError);
+    m::TrainConfig bad;
+    bad.batch = 0;
+    CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("batch"), evformer::ConfigError);
+}
+
+TEST_CASE("a tiny training run drives the loss down and the accuracy up") {
+    if (!have_fmnist()) return;
+    ScratchDir dir;
+    auto c = tiny_config(dir);
+    std::vector<double> loss, acc;
+    const auto summary = m::train(c, false, "test", [&](const m::Progress& p) {
+        if (p.epoch_end) {
+            loss.push_back(p.loss);
+            acc.push_back(p.accuracy);
+        }
+    });
+    REQUIRE(loss.size() == 4);
+    MESSAGE("loss ", loss[0], " -> ", loss[3], ", train accuracy ", acc[0], " -> ", acc[3],
+            ", test ", summary.test_accuracy);
+    // Known weakness (see docs/training.md, "Open issues"): this tiny model learns slowly, so
+    // the check is a clear loss decrease only; a stronger bound is wanted once that is fixed.
+    CHECK(loss[3] < loss[0] - 0.05);
+    CHECK(acc[3] >= acc[0]);
+    const auto w = m::load_weights(c.out);
+    CHECK(w.provenance.epochs == 4);
+    CHECK(w.provenance.accuracy == doctest::Approx(summary.test_accuracy));
+    CHECK(w.spec == c.model);
+}
+
+TEST_CASE("resuming from a checkpoint gives the same weights as an uninterrupted run") {
+    if (!have_fmnist()) return;
+    ScratchDir dir;
+    auto c = tiny_config(dir);
+    c.epochs = 2;
+    c.limit_train = 96;
+    c.crop_pad = 2;
+    c.hflip = true;
+    c.out = dir / "straight.h5";
+    m::train(c, false, "test");
+    auto r = c;
+    r.out = dir / "resumed.h5";
+    struct Stop {};
+    CHECK_THROWS_AS(m::train(r, false, "test",
+                             [](const m::Progress& p) {
+                                 if (p.epoch_end && p.epoch == 1) throw Stop{};
+                             }),
+                    Stop);
+    CHECK(m::load_weights(r.out).provenance.epochs == 1);
+    m::train(r, true, "test");
+    const auto a = m::load_weights(c.out);
+    const auto b = m::load_weights(r.out);
+    CHECK(b.provenance.epochs == 2);
+    for (const auto& [name, t] : a.tensors) {
+        CAPTURE(name);
+        CHECK(t.data == b.tensors.at(name).data);
+    }
+    // a checkpoint of another seed is refused
+    auto other = r;
+    other.seed = 99;
+    CHECK_THROWS_WITH_AS(m::train(other, true, "test"), doctest::Contains("seed"),
+                         evformer::FileError);
+}
+
+TEST_CASE("a network's weights survive save and load, and a bad file names the tensor") {
+    ScratchDir dir;
+    m::ModelSpec spec;
+    spec.dim = 16;
+    spec.heads = 2;
+    spec.blocks = 1;
+    m::DenseSpikformer net(m::init_weights(spec, 2));
+    m::save_weights(net.weights(), dir / "w.h5");
+    const auto back = m::load_weights(dir / "w.h5");
+    CHECK(back.tensors == net.weights().tensors);
+    m::DenseSpikformer again(back);
+    std::vector<float> x(28 * 28, 0.5f);
+    CHECK(again.forward_eval(x.data(), 1) == net.forward_eval(x.data(), 1));
+    auto broken = net.weights();
+    broken.tensors.erase("blocks/0/attn/v_bar");
+    CHECK_THROWS_WITH_AS(m::DenseSpikformer{broken}, doctest::Contains("blocks/0/attn/v_bar"),
+                         evformer::ConfigError);
+}
