@@ -29,17 +29,6 @@ struct ProfileOptions {
     double mac_pj = 4.6;
 };
 
-void write_text(const std::string& path, const std::string& text) {
-    if (path == "-") {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        return;
-    }
-    std::ofstream out(path);
-    if (!out) throw FileError(path, -1, "cannot open for writing");
-    out << text;
-    if (!out.flush()) throw FileError(path, -1, "write failed");
-}
-
 void profile(ProfileOptions opt) {
     if (opt.models.empty())
         opt.models = {"examples/models/fmnist-ssa-bin.h5", "examples/models/fmnist-ssa.h5"};

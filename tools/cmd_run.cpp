@@ -30,18 +30,6 @@ struct RunOptions {
     double mac_pj = 4.6;
 };
 
-// Writes text to a file, or to stdout for "-".
-void write_text(const std::string& path, const std::string& text) {
-    if (path == "-") {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        return;
-    }
-    std::ofstream out(path);
-    if (!out) throw FileError(path, -1, "cannot open for writing");
-    out << text;
-    if (!out.flush()) throw FileError(path, -1, "write failed");
-}
-
 void run(const RunOptions& opt) {
     const auto weights = models::load_weights(opt.model);
     const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);

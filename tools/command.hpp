@@ -33,6 +33,9 @@ struct RegisterCommand {
 /// Exit code of the last subcommand that ran (callbacks set it; 0 by default).
 int& exit_code();
 
+/// Writes a report to a file, or to stdout for "-"; throws FileError naming the file.
+void write_text(const std::string& path, const std::string& text);
+
 /// The `bench` subcommand group; benchmarks register as "bench.<name>" and add themselves here.
 CLI::App* bench_group(CLI::App& app);
 
