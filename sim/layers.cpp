@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <string>
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "evformer/error.hpp"
 
 namespace evformer::sim {
@@ -29,16 +33,38 @@ std::size_t lif_step(const LifParams& p, float* v, const float* input, std::size
                      EventList& out) {
     const std::size_t before = out.size();
     const float tau = p.tau, th = p.v_threshold, reset = p.v_reset;
-    for (std::size_t i = 0; i < n; ++i) {
-        const float u = v[i] + (input[i] - (v[i] - reset)) / tau;
-        if (u >= th) {
-            out.push(static_cast<std::uint32_t>(i), 1);
-            v[i] = reset;
-        } else {
-            v[i] = u;
-        }
+    // One sweep: update, compare, compress-store the indices of the neurons that fire, reset.
+    // The arithmetic is the scalar rule's, operation for operation (no FMA, same division).
+    out.neuron.resize(before + n);
+    std::uint32_t* idx = out.neuron.data() + before;
+    std::size_t k = 0, i = 0;
+#if defined(__AVX512F__)
+    const __m512 vtau = _mm512_set1_ps(tau), vth = _mm512_set1_ps(th),
+                 vreset = _mm512_set1_ps(reset);
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vv = _mm512_loadu_ps(v + i);
+        const __m512 x = _mm512_loadu_ps(input + i);
+        const __m512 u =
+            _mm512_add_ps(vv, _mm512_div_ps(_mm512_sub_ps(x, _mm512_sub_ps(vv, vreset)), vtau));
+        const __mmask16 fire = _mm512_cmp_ps_mask(u, vth, _CMP_GE_OQ);
+        _mm512_storeu_ps(v + i, _mm512_mask_blend_ps(fire, u, vreset));
+        _mm512_mask_compressstoreu_epi32(idx + k, fire, lane);
+        k += static_cast<std::size_t>(__builtin_popcount(fire));
+        lane = _mm512_add_epi32(lane, step);
     }
-    return out.size() - before;
+#endif
+    for (; i < n; ++i) {
+        const float u = v[i] + (input[i] - (v[i] - reset)) / tau;
+        const bool fire = u >= th;
+        idx[k] = static_cast<std::uint32_t>(i);
+        k += fire;
+        v[i] = fire ? reset : u;
+    }
+    out.neuron.resize(before + k);
+    out.count.resize(before + k, 1);
+    return k;
 }
 
 void Conv3x3::validate(const char* what) const {
