@@ -170,6 +170,106 @@ std::uint64_t TokenLinear::propagate(const EventList& in, float* acc) const {
     return spikes * fo;
 }
 
+namespace {
+
+#if defined(__AVX512F__)
+// LIF of 16 neurons starting at `first` (same arithmetic as lif_step), compress-storing the
+// indices of the neurons that fire at idx[k…]; returns the new k.
+inline std::size_t lif16(__m512 x, float* v, std::uint32_t first, __m512 vtau, __m512 vth,
+                         __m512 vreset, std::uint32_t* idx, std::size_t k) {
+    const __m512 vv = _mm512_loadu_ps(v);
+    const __m512 u =
+        _mm512_add_ps(vv, _mm512_div_ps(_mm512_sub_ps(x, _mm512_sub_ps(vv, vreset)), vtau));
+    const __mmask16 fire = _mm512_cmp_ps_mask(u, vth, _CMP_GE_OQ);
+    _mm512_storeu_ps(v, _mm512_mask_blend_ps(fire, u, vreset));
+    const __m512i lane = _mm512_add_epi32(
+        _mm512_set1_epi32(static_cast<int>(first)),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    _mm512_mask_compressstoreu_epi32(idx + k, fire, lane);
+    return k + static_cast<std::size_t>(__builtin_popcount(fire));
+}
+
+// The fused token loop for out_features = 16·V: V accumulators in registers per token.
+template <std::size_t V>
+std::size_t linear_lif_kernel(const TokenLinear& lin, const EventList& in, const LifParams& p,
+                              float* v, std::uint32_t* idx) {
+    const std::size_t fi = lin.in_features, fo = 16 * V;
+    const __m512 vtau = _mm512_set1_ps(p.tau), vth = _mm512_set1_ps(p.v_threshold),
+                 vreset = _mm512_set1_ps(p.v_reset);
+    __m512 bias[V];
+    for (std::size_t j = 0; j < V; ++j) bias[j] = _mm512_loadu_ps(lin.bias.data() + 16 * j);
+    const std::uint32_t* neuron = in.neuron.data();
+    const std::uint16_t* count = in.count.data();
+    const std::size_t events = in.size();
+    const float* w = lin.weight_t.data();
+    std::size_t e = 0, k = 0;
+    for (std::size_t n = 0; n < lin.tokens; ++n) {
+        __m512 a[V];
+        for (std::size_t j = 0; j < V; ++j) a[j] = bias[j];
+        const std::size_t lo = n * fi, hi = lo + fi;
+        for (; e < events && neuron[e] < hi; ++e) {
+            const float* row = w + (neuron[e] - lo) * fo;
+            if (count[e] == 1) {
+                for (std::size_t j = 0; j < V; ++j)
+                    a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
+            } else {
+                const __m512 m = _mm512_set1_ps(float(count[e]));
+                for (std::size_t j = 0; j < V; ++j)
+                    a[j] = _mm512_add_ps(a[j], _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
+            }
+        }
+        float* vn = v + n * fo;
+        for (std::size_t j = 0; j < V; ++j)
+            k = lif16(a[j], vn + 16 * j, static_cast<std::uint32_t>(n * fo + 16 * j), vtau, vth,
+                      vreset, idx, k);
+    }
+    return k;
+}
+#endif
+
+}  // namespace
+
+std::uint64_t TokenLinear::propagate_lif(const EventList& in, const LifParams& p, float* v,
+                                         EventList& out, float* acc) const {
+#if defined(__AVX512F__)
+    const std::size_t fi = in_features, fo = out_features;
+    // Grouped by ascending token, checked without divisions: token n's events lie in
+    // [n·fi, (n+1)·fi) and come before token n+1's.
+    bool grouped = true;
+    std::uint64_t spikes = 0;
+    {
+        std::size_t e = 0;
+        const std::size_t events = in.size();
+        for (std::size_t lo = 0; lo < tokens * fi && grouped; lo += fi)
+            for (; e < events && in.neuron[e] < lo + fi; ++e) {
+                grouped &= in.neuron[e] >= lo;
+                spikes += in.count[e];
+            }
+        grouped &= e == events;
+    }
+    if (grouped && (fo == 64 || fo == 256 || fo == 16 || fo == 32 || fo == 128)) {
+        const std::size_t before = out.size();
+        out.neuron.resize(before + tokens * fo);
+        std::uint32_t* idx = out.neuron.data() + before;
+        std::size_t k = 0;
+        switch (fo) {
+            case 16: k = linear_lif_kernel<1>(*this, in, p, v, idx); break;
+            case 32: k = linear_lif_kernel<2>(*this, in, p, v, idx); break;
+            case 64: k = linear_lif_kernel<4>(*this, in, p, v, idx); break;
+            case 128: k = linear_lif_kernel<8>(*this, in, p, v, idx); break;
+            default: k = linear_lif_kernel<16>(*this, in, p, v, idx); break;
+        }
+        out.neuron.resize(before + k);
+        out.count.resize(before + k, 1);
+        return spikes * fo;
+    }
+#endif
+    init(acc);
+    const std::uint64_t sops = propagate(in, acc);
+    lif_step(p, v, acc, outputs(), out);
+    return sops;
+}
+
 SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width)
     : c_(channels),
       h_(height),
@@ -210,6 +310,20 @@ void ResidualStream::add(const EventList& events) {
 void ResidualStream::to_events(EventList& out) const {
     out.clear();
     for (auto n : touched_) out.push(n, value_[n]);
+}
+
+void ResidualStream::to_events_by_token(EventList& out, std::size_t width) {
+    const std::size_t tokens = (value_.size() + width - 1) / width;
+    bucket_.assign(tokens + 1, 0);
+    for (auto n : touched_) ++bucket_[n / width + 1];
+    for (std::size_t t = 0; t < tokens; ++t) bucket_[t + 1] += bucket_[t];
+    out.neuron.resize(touched_.size());
+    out.count.resize(touched_.size());
+    for (auto n : touched_) {
+        const std::uint32_t at = bucket_[n / width]++;
+        out.neuron[at] = n;
+        out.count[at] = value_[n];
+    }
 }
 
 void ResidualStream::clear() {
