@@ -88,7 +88,70 @@ std::uint64_t Conv3x3::fan_out(std::size_t y, std::size_t x) const {
     return rows * cols * out_channels;
 }
 
+namespace {
+
+#if defined(__AVX512F__)
+// Event conv for out_channels = 16·V. Consecutive events at the same input position form a
+// run; for each tap the run's rows are summed into the output row held in registers (loaded
+// and stored once per run and tap). Each output element still receives its contributions in
+// event-list order, so the sums are bit-identical to the row-by-row loop. Border clipping is a
+// precomputed tap range. Returns the SOPs.
+template <std::size_t V>
+std::uint64_t conv_kernel(const Conv3x3& conv, const EventList& in, float* acc) {
+    constexpr std::size_t co = 16 * V;
+    const std::size_t ci = conv.in_channels, height = conv.height, width = conv.width;
+    const std::uint32_t* neuron = in.neuron.data();
+    const std::uint16_t* count = in.count.data();
+    const std::size_t events = in.size();
+    const float* weight = conv.weight_t.data();
+    std::uint64_t sops = 0;
+    for (std::size_t e0 = 0; e0 < events;) {
+        const std::size_t pos = neuron[e0] / ci, base = pos * ci;
+        std::size_t e1 = e0 + 1;
+        std::uint64_t spikes = count[e0];
+        while (e1 < events && neuron[e1] - base < ci) spikes += count[e1++];
+        const std::size_t y = pos / width, x = pos - y * width;
+        const std::size_t ky_lo = y + 1 < height ? 0 : 1, ky_hi = y > 0 ? 2 : 1;
+        const std::size_t kx_lo = x + 1 < width ? 0 : 1, kx_hi = x > 0 ? 2 : 1;
+        sops += spikes * (ky_hi - ky_lo + 1) * (kx_hi - kx_lo + 1) * co;
+        for (std::size_t ky = ky_lo; ky <= ky_hi; ++ky)
+            for (std::size_t kx = kx_lo; kx <= kx_hi; ++kx) {
+                float* out = acc + ((y + 1 - ky) * width + (x + 1 - kx)) * co;
+                const float* tap = weight + (ky * 3 + kx) * co;
+                __m512 a[V];
+                for (std::size_t j = 0; j < V; ++j) a[j] = _mm512_loadu_ps(out + 16 * j);
+                for (std::size_t e = e0; e < e1; ++e) {
+                    const float* row = tap + (neuron[e] - base) * 9 * co;
+                    if (count[e] == 1) {
+                        for (std::size_t j = 0; j < V; ++j)
+                            a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
+                    } else {
+                        const __m512 m = _mm512_set1_ps(float(count[e]));
+                        for (std::size_t j = 0; j < V; ++j)
+                            a[j] = _mm512_add_ps(a[j],
+                                                 _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
+                    }
+                }
+                for (std::size_t j = 0; j < V; ++j) _mm512_storeu_ps(out + 16 * j, a[j]);
+            }
+        e0 = e1;
+    }
+    return sops;
+}
+#endif
+
+}  // namespace
+
 std::uint64_t Conv3x3::propagate(const EventList& in, float* acc) const {
+#if defined(__AVX512F__)
+    switch (out_channels) {
+        case 16: return conv_kernel<1>(*this, in, acc);
+        case 32: return conv_kernel<2>(*this, in, acc);
+        case 64: return conv_kernel<4>(*this, in, acc);
+        case 128: return conv_kernel<8>(*this, in, acc);
+        default: break;
+    }
+#endif
     const std::size_t co = out_channels, ci = in_channels;
     std::uint64_t sops = 0;
     for (std::size_t e = 0; e < in.size(); ++e) {
