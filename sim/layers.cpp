@@ -343,21 +343,29 @@ SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t
 void SpikeMaxPool::apply(const EventList& in, EventList& out,
                          std::vector<std::uint8_t>& seen) const {
     out.clear();
-    for (std::size_t e = 0; e < in.size(); ++e) {
-        const std::size_t n = in.neuron[e];
-        const std::size_t c = n % c_, pos = n / c_;
-        const std::size_t y = pos / w_, x = pos % w_;
+    // The window is decoded once per run of events at one input position; the outputs are
+    // emitted in the same order as event by event.
+    const std::size_t events = in.size();
+    for (std::size_t e0 = 0; e0 < events;) {
+        const std::size_t pos = in.neuron[e0] / c_, base = pos * c_;
+        std::size_t e1 = e0 + 1;
+        while (e1 < events && in.neuron[e1] - base < c_) ++e1;
+        const std::size_t y = pos / w_, x = pos - y * w_;
         // Window of output p covers inputs 2p − 1 … 2p + 1.
         const std::size_t py_lo = y / 2, py_hi = std::min((y + 1) / 2, out_h_ - 1);
         const std::size_t px_lo = x / 2, px_hi = std::min((x + 1) / 2, out_w_ - 1);
-        for (std::size_t py = py_lo; py <= py_hi; ++py)
-            for (std::size_t px = px_lo; px <= px_hi; ++px) {
-                const std::size_t o = (py * out_w_ + px) * c_ + c;
-                if (!seen[o]) {
-                    seen[o] = 1;
-                    out.push(static_cast<std::uint32_t>(o), 1);
+        for (std::size_t e = e0; e < e1; ++e) {
+            const std::size_t c = in.neuron[e] - base;
+            for (std::size_t py = py_lo; py <= py_hi; ++py)
+                for (std::size_t px = px_lo; px <= px_hi; ++px) {
+                    const std::size_t o = (py * out_w_ + px) * c_ + c;
+                    if (!seen[o]) {
+                        seen[o] = 1;
+                        out.push(static_cast<std::uint32_t>(o), 1);
+                    }
                 }
-            }
+        }
+        e0 = e1;
     }
     for (auto o : out.neuron) seen[o] = 0;
 }
@@ -378,14 +386,22 @@ void ResidualStream::to_events(EventList& out) const {
 void ResidualStream::to_events_by_token(EventList& out, std::size_t width) {
     const std::size_t tokens = (value_.size() + width - 1) / width;
     bucket_.assign(tokens + 1, 0);
-    for (auto n : touched_) ++bucket_[n / width + 1];
-    for (std::size_t t = 0; t < tokens; ++t) bucket_[t + 1] += bucket_[t];
     out.neuron.resize(touched_.size());
     out.count.resize(touched_.size());
-    for (auto n : touched_) {
-        const std::uint32_t at = bucket_[n / width]++;
-        out.neuron[at] = n;
-        out.count[at] = value_[n];
+    auto scatter = [&](auto token_of) {
+        for (auto n : touched_) ++bucket_[token_of(n) + 1];
+        for (std::size_t t = 0; t < tokens; ++t) bucket_[t + 1] += bucket_[t];
+        for (auto n : touched_) {
+            const std::uint32_t at = bucket_[token_of(n)]++;
+            out.neuron[at] = n;
+            out.count[at] = value_[n];
+        }
+    };
+    if ((width & (width - 1)) == 0) {
+        const int shift = __builtin_ctzll(width);
+        scatter([shift](std::uint32_t n) { return std::size_t{n} >> shift; });
+    } else {
+        scatter([width](std::uint32_t n) { return std::size_t{n} / width; });
     }
 }
 
