@@ -145,11 +145,16 @@ std::uint64_t conv_kernel(const Conv3x3& conv, const EventList& in, float* acc) 
 std::uint64_t Conv3x3::propagate(const EventList& in, float* acc) const {
 #if defined(__AVX512F__)
     switch (out_channels) {
-        case 16: return conv_kernel<1>(*this, in, acc);
-        case 32: return conv_kernel<2>(*this, in, acc);
-        case 64: return conv_kernel<4>(*this, in, acc);
-        case 128: return conv_kernel<8>(*this, in, acc);
-        default: break;
+        case 16:
+            return conv_kernel<1>(*this, in, acc);
+        case 32:
+            return conv_kernel<2>(*this, in, acc);
+        case 64:
+            return conv_kernel<4>(*this, in, acc);
+        case 128:
+            return conv_kernel<8>(*this, in, acc);
+        default:
+            break;
     }
 #endif
     const std::size_t co = out_channels, ci = in_channels;
@@ -245,9 +250,9 @@ inline std::size_t lif16(__m512 x, float* v, std::uint32_t first, __m512 vtau, _
         _mm512_add_ps(vv, _mm512_div_ps(_mm512_sub_ps(x, _mm512_sub_ps(vv, vreset)), vtau));
     const __mmask16 fire = _mm512_cmp_ps_mask(u, vth, _CMP_GE_OQ);
     _mm512_storeu_ps(v, _mm512_mask_blend_ps(fire, u, vreset));
-    const __m512i lane = _mm512_add_epi32(
-        _mm512_set1_epi32(static_cast<int>(first)),
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i lane =
+        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first)),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     _mm512_mask_compressstoreu_epi32(idx + k, fire, lane);
     return k + static_cast<std::size_t>(__builtin_popcount(fire));
 }
@@ -316,11 +321,21 @@ std::uint64_t TokenLinear::propagate_lif(const EventList& in, const LifParams& p
         std::uint32_t* idx = out.neuron.data() + before;
         std::size_t k = 0;
         switch (fo) {
-            case 16: k = linear_lif_kernel<1>(*this, in, p, v, idx); break;
-            case 32: k = linear_lif_kernel<2>(*this, in, p, v, idx); break;
-            case 64: k = linear_lif_kernel<4>(*this, in, p, v, idx); break;
-            case 128: k = linear_lif_kernel<8>(*this, in, p, v, idx); break;
-            default: k = linear_lif_kernel<16>(*this, in, p, v, idx); break;
+            case 16:
+                k = linear_lif_kernel<1>(*this, in, p, v, idx);
+                break;
+            case 32:
+                k = linear_lif_kernel<2>(*this, in, p, v, idx);
+                break;
+            case 64:
+                k = linear_lif_kernel<4>(*this, in, p, v, idx);
+                break;
+            case 128:
+                k = linear_lif_kernel<8>(*this, in, p, v, idx);
+                break;
+            default:
+                k = linear_lif_kernel<16>(*this, in, p, v, idx);
+                break;
         }
         out.neuron.resize(before + k);
         out.count.resize(before + k, 1);

@@ -47,6 +47,7 @@ class AttentionScratch {
   private:
     friend AttentionCounts attend(const SpikingAttention&, const EventList&, const EventList&,
                                   const EventList&, float*, AttentionScratch&);
+    friend struct AttendImpl;
     std::vector<std::uint32_t> k_tokens_;  ///< [D][N]: per channel, tokens whose k fired
     std::vector<std::uint32_t> k_count_;   ///< [D]: how many
     std::vector<std::uint16_t> row_;       ///< [N]: C[h][i][·] of the current (i, h)
