@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <string>
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "evformer/error.hpp"
 
 namespace evformer::sim {
@@ -29,16 +33,38 @@ std::size_t lif_step(const LifParams& p, float* v, const float* input, std::size
                      EventList& out) {
     const std::size_t before = out.size();
     const float tau = p.tau, th = p.v_threshold, reset = p.v_reset;
-    for (std::size_t i = 0; i < n; ++i) {
-        const float u = v[i] + (input[i] - (v[i] - reset)) / tau;
-        if (u >= th) {
-            out.push(static_cast<std::uint32_t>(i), 1);
-            v[i] = reset;
-        } else {
-            v[i] = u;
-        }
+    // One sweep: update, compare, compress-store the indices of the neurons that fire, reset.
+    // The arithmetic is the scalar rule's, operation for operation (no FMA, same division).
+    out.neuron.resize(before + n);
+    std::uint32_t* idx = out.neuron.data() + before;
+    std::size_t k = 0, i = 0;
+#if defined(__AVX512F__)
+    const __m512 vtau = _mm512_set1_ps(tau), vth = _mm512_set1_ps(th),
+                 vreset = _mm512_set1_ps(reset);
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 vv = _mm512_loadu_ps(v + i);
+        const __m512 x = _mm512_loadu_ps(input + i);
+        const __m512 u =
+            _mm512_add_ps(vv, _mm512_div_ps(_mm512_sub_ps(x, _mm512_sub_ps(vv, vreset)), vtau));
+        const __mmask16 fire = _mm512_cmp_ps_mask(u, vth, _CMP_GE_OQ);
+        _mm512_storeu_ps(v + i, _mm512_mask_blend_ps(fire, u, vreset));
+        _mm512_mask_compressstoreu_epi32(idx + k, fire, lane);
+        k += static_cast<std::size_t>(__builtin_popcount(fire));
+        lane = _mm512_add_epi32(lane, step);
     }
-    return out.size() - before;
+#endif
+    for (; i < n; ++i) {
+        const float u = v[i] + (input[i] - (v[i] - reset)) / tau;
+        const bool fire = u >= th;
+        idx[k] = static_cast<std::uint32_t>(i);
+        k += fire;
+        v[i] = fire ? reset : u;
+    }
+    out.neuron.resize(before + k);
+    out.count.resize(before + k, 1);
+    return k;
 }
 
 void Conv3x3::validate(const char* what) const {
@@ -62,7 +88,75 @@ std::uint64_t Conv3x3::fan_out(std::size_t y, std::size_t x) const {
     return rows * cols * out_channels;
 }
 
+namespace {
+
+#if defined(__AVX512F__)
+// Event conv for out_channels = 16·V. Consecutive events at the same input position form a
+// run; for each tap the run's rows are summed into the output row held in registers (loaded
+// and stored once per run and tap). Each output element still receives its contributions in
+// event-list order, so the sums are bit-identical to the row-by-row loop. Border clipping is a
+// precomputed tap range. Returns the SOPs.
+template <std::size_t V>
+std::uint64_t conv_kernel(const Conv3x3& conv, const EventList& in, float* acc) {
+    constexpr std::size_t co = 16 * V;
+    const std::size_t ci = conv.in_channels, height = conv.height, width = conv.width;
+    const std::uint32_t* neuron = in.neuron.data();
+    const std::uint16_t* count = in.count.data();
+    const std::size_t events = in.size();
+    const float* weight = conv.weight_t.data();
+    std::uint64_t sops = 0;
+    for (std::size_t e0 = 0; e0 < events;) {
+        const std::size_t pos = neuron[e0] / ci, base = pos * ci;
+        std::size_t e1 = e0 + 1;
+        std::uint64_t spikes = count[e0];
+        while (e1 < events && neuron[e1] - base < ci) spikes += count[e1++];
+        const std::size_t y = pos / width, x = pos - y * width;
+        const std::size_t ky_lo = y + 1 < height ? 0 : 1, ky_hi = y > 0 ? 2 : 1;
+        const std::size_t kx_lo = x + 1 < width ? 0 : 1, kx_hi = x > 0 ? 2 : 1;
+        sops += spikes * (ky_hi - ky_lo + 1) * (kx_hi - kx_lo + 1) * co;
+        for (std::size_t ky = ky_lo; ky <= ky_hi; ++ky)
+            for (std::size_t kx = kx_lo; kx <= kx_hi; ++kx) {
+                float* out = acc + ((y + 1 - ky) * width + (x + 1 - kx)) * co;
+                const float* tap = weight + (ky * 3 + kx) * co;
+                __m512 a[V];
+                for (std::size_t j = 0; j < V; ++j) a[j] = _mm512_loadu_ps(out + 16 * j);
+                for (std::size_t e = e0; e < e1; ++e) {
+                    const float* row = tap + (neuron[e] - base) * 9 * co;
+                    if (count[e] == 1) {
+                        for (std::size_t j = 0; j < V; ++j)
+                            a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
+                    } else {
+                        const __m512 m = _mm512_set1_ps(float(count[e]));
+                        for (std::size_t j = 0; j < V; ++j)
+                            a[j] = _mm512_add_ps(a[j],
+                                                 _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
+                    }
+                }
+                for (std::size_t j = 0; j < V; ++j) _mm512_storeu_ps(out + 16 * j, a[j]);
+            }
+        e0 = e1;
+    }
+    return sops;
+}
+#endif
+
+}  // namespace
+
 std::uint64_t Conv3x3::propagate(const EventList& in, float* acc) const {
+#if defined(__AVX512F__)
+    switch (out_channels) {
+        case 16:
+            return conv_kernel<1>(*this, in, acc);
+        case 32:
+            return conv_kernel<2>(*this, in, acc);
+        case 64:
+            return conv_kernel<4>(*this, in, acc);
+        case 128:
+            return conv_kernel<8>(*this, in, acc);
+        default:
+            break;
+    }
+#endif
     const std::size_t co = out_channels, ci = in_channels;
     std::uint64_t sops = 0;
     for (std::size_t e = 0; e < in.size(); ++e) {
@@ -144,6 +238,116 @@ std::uint64_t TokenLinear::propagate(const EventList& in, float* acc) const {
     return spikes * fo;
 }
 
+namespace {
+
+#if defined(__AVX512F__)
+// LIF of 16 neurons starting at `first` (same arithmetic as lif_step), compress-storing the
+// indices of the neurons that fire at idx[k…]; returns the new k.
+inline std::size_t lif16(__m512 x, float* v, std::uint32_t first, __m512 vtau, __m512 vth,
+                         __m512 vreset, std::uint32_t* idx, std::size_t k) {
+    const __m512 vv = _mm512_loadu_ps(v);
+    const __m512 u =
+        _mm512_add_ps(vv, _mm512_div_ps(_mm512_sub_ps(x, _mm512_sub_ps(vv, vreset)), vtau));
+    const __mmask16 fire = _mm512_cmp_ps_mask(u, vth, _CMP_GE_OQ);
+    _mm512_storeu_ps(v, _mm512_mask_blend_ps(fire, u, vreset));
+    const __m512i lane =
+        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first)),
+                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    _mm512_mask_compressstoreu_epi32(idx + k, fire, lane);
+    return k + static_cast<std::size_t>(__builtin_popcount(fire));
+}
+
+// The fused token loop for out_features = 16·V: V accumulators in registers per token.
+template <std::size_t V>
+std::size_t linear_lif_kernel(const TokenLinear& lin, const EventList& in, const LifParams& p,
+                              float* v, std::uint32_t* idx) {
+    const std::size_t fi = lin.in_features, fo = 16 * V;
+    const __m512 vtau = _mm512_set1_ps(p.tau), vth = _mm512_set1_ps(p.v_threshold),
+                 vreset = _mm512_set1_ps(p.v_reset);
+    __m512 bias[V];
+    for (std::size_t j = 0; j < V; ++j) bias[j] = _mm512_loadu_ps(lin.bias.data() + 16 * j);
+    const std::uint32_t* neuron = in.neuron.data();
+    const std::uint16_t* count = in.count.data();
+    const std::size_t events = in.size();
+    const float* w = lin.weight_t.data();
+    std::size_t e = 0, k = 0;
+    for (std::size_t n = 0; n < lin.tokens; ++n) {
+        __m512 a[V];
+        for (std::size_t j = 0; j < V; ++j) a[j] = bias[j];
+        const std::size_t lo = n * fi, hi = lo + fi;
+        for (; e < events && neuron[e] < hi; ++e) {
+            const float* row = w + (neuron[e] - lo) * fo;
+            if (count[e] == 1) {
+                for (std::size_t j = 0; j < V; ++j)
+                    a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
+            } else {
+                const __m512 m = _mm512_set1_ps(float(count[e]));
+                for (std::size_t j = 0; j < V; ++j)
+                    a[j] = _mm512_add_ps(a[j], _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
+            }
+        }
+        float* vn = v + n * fo;
+        for (std::size_t j = 0; j < V; ++j)
+            k = lif16(a[j], vn + 16 * j, static_cast<std::uint32_t>(n * fo + 16 * j), vtau, vth,
+                      vreset, idx, k);
+    }
+    return k;
+}
+#endif
+
+}  // namespace
+
+std::uint64_t TokenLinear::propagate_lif(const EventList& in, const LifParams& p, float* v,
+                                         EventList& out, float* acc) const {
+#if defined(__AVX512F__)
+    const std::size_t fi = in_features, fo = out_features;
+    // Grouped by ascending token, checked without divisions: token n's events lie in
+    // [n·fi, (n+1)·fi) and come before token n+1's.
+    bool grouped = true;
+    std::uint64_t spikes = 0;
+    {
+        std::size_t e = 0;
+        const std::size_t events = in.size();
+        for (std::size_t lo = 0; lo < tokens * fi && grouped; lo += fi)
+            for (; e < events && in.neuron[e] < lo + fi; ++e) {
+                grouped &= in.neuron[e] >= lo;
+                spikes += in.count[e];
+            }
+        grouped &= e == events;
+    }
+    if (grouped && (fo == 64 || fo == 256 || fo == 16 || fo == 32 || fo == 128)) {
+        const std::size_t before = out.size();
+        out.neuron.resize(before + tokens * fo);
+        std::uint32_t* idx = out.neuron.data() + before;
+        std::size_t k = 0;
+        switch (fo) {
+            case 16:
+                k = linear_lif_kernel<1>(*this, in, p, v, idx);
+                break;
+            case 32:
+                k = linear_lif_kernel<2>(*this, in, p, v, idx);
+                break;
+            case 64:
+                k = linear_lif_kernel<4>(*this, in, p, v, idx);
+                break;
+            case 128:
+                k = linear_lif_kernel<8>(*this, in, p, v, idx);
+                break;
+            default:
+                k = linear_lif_kernel<16>(*this, in, p, v, idx);
+                break;
+        }
+        out.neuron.resize(before + k);
+        out.count.resize(before + k, 1);
+        return spikes * fo;
+    }
+#endif
+    init(acc);
+    const std::uint64_t sops = propagate(in, acc);
+    lif_step(p, v, acc, outputs(), out);
+    return sops;
+}
+
 SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width)
     : c_(channels),
       h_(height),
@@ -154,21 +358,29 @@ SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t
 void SpikeMaxPool::apply(const EventList& in, EventList& out,
                          std::vector<std::uint8_t>& seen) const {
     out.clear();
-    for (std::size_t e = 0; e < in.size(); ++e) {
-        const std::size_t n = in.neuron[e];
-        const std::size_t c = n % c_, pos = n / c_;
-        const std::size_t y = pos / w_, x = pos % w_;
+    // The window is decoded once per run of events at one input position; the outputs are
+    // emitted in the same order as event by event.
+    const std::size_t events = in.size();
+    for (std::size_t e0 = 0; e0 < events;) {
+        const std::size_t pos = in.neuron[e0] / c_, base = pos * c_;
+        std::size_t e1 = e0 + 1;
+        while (e1 < events && in.neuron[e1] - base < c_) ++e1;
+        const std::size_t y = pos / w_, x = pos - y * w_;
         // Window of output p covers inputs 2p − 1 … 2p + 1.
         const std::size_t py_lo = y / 2, py_hi = std::min((y + 1) / 2, out_h_ - 1);
         const std::size_t px_lo = x / 2, px_hi = std::min((x + 1) / 2, out_w_ - 1);
-        for (std::size_t py = py_lo; py <= py_hi; ++py)
-            for (std::size_t px = px_lo; px <= px_hi; ++px) {
-                const std::size_t o = (py * out_w_ + px) * c_ + c;
-                if (!seen[o]) {
-                    seen[o] = 1;
-                    out.push(static_cast<std::uint32_t>(o), 1);
+        for (std::size_t e = e0; e < e1; ++e) {
+            const std::size_t c = in.neuron[e] - base;
+            for (std::size_t py = py_lo; py <= py_hi; ++py)
+                for (std::size_t px = px_lo; px <= px_hi; ++px) {
+                    const std::size_t o = (py * out_w_ + px) * c_ + c;
+                    if (!seen[o]) {
+                        seen[o] = 1;
+                        out.push(static_cast<std::uint32_t>(o), 1);
+                    }
                 }
-            }
+        }
+        e0 = e1;
     }
     for (auto o : out.neuron) seen[o] = 0;
 }
@@ -184,6 +396,28 @@ void ResidualStream::add(const EventList& events) {
 void ResidualStream::to_events(EventList& out) const {
     out.clear();
     for (auto n : touched_) out.push(n, value_[n]);
+}
+
+void ResidualStream::to_events_by_token(EventList& out, std::size_t width) {
+    const std::size_t tokens = (value_.size() + width - 1) / width;
+    bucket_.assign(tokens + 1, 0);
+    out.neuron.resize(touched_.size());
+    out.count.resize(touched_.size());
+    auto scatter = [&](auto token_of) {
+        for (auto n : touched_) ++bucket_[token_of(n) + 1];
+        for (std::size_t t = 0; t < tokens; ++t) bucket_[t + 1] += bucket_[t];
+        for (auto n : touched_) {
+            const std::uint32_t at = bucket_[token_of(n)]++;
+            out.neuron[at] = n;
+            out.count[at] = value_[n];
+        }
+    };
+    if ((width & (width - 1)) == 0) {
+        const int shift = __builtin_ctzll(width);
+        scatter([shift](std::uint32_t n) { return std::size_t{n} >> shift; });
+    } else {
+        scatter([width](std::uint32_t n) { return std::size_t{n} / width; });
+    }
 }
 
 void ResidualStream::clear() {

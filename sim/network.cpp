@@ -293,17 +293,22 @@ SampleResult Simulator::run(const float* image, std::span<const EventList> frame
         stream_.add(feat);
         stream_.add(rpe_spikes);
         EventList& x = stream_events_;
-        stream_.to_events(x);
+        stream_.to_events_by_token(x, net.dim());
 
         for (std::size_t l = 0; l < net.blocks.size(); ++l) {
             const auto& b = net.blocks[l];
             const std::size_t base = 5 + 7 * l;
             auto linear = [&](const TokenLinear& lin, std::size_t layer, const EventList& in,
                               const LifParams& p) -> EventList& {
-                lin.init(acc);
-                count(layer).sops += lin.propagate(in, acc);
-                count(layer).input_events += in.total();
-                return fire(layer, p, lin.outputs());
+                auto& ev = events_[layer];
+                ev.clear();
+                auto& c = count(layer);
+                c.sops += lin.propagate_lif(in, p, v_[layer].data(), ev, acc);
+                c.input_events += in.total();
+                c.membrane_updates += lin.outputs();
+                c.spikes += ev.size();
+                if (recorder && recorder->wants(layer)) recorder->record(layer, t, ev);
+                return ev;
             };
             const EventList& q = linear(b.q, base + 0, x, net.lif);
             const EventList& k = linear(b.k, base + 1, x, net.lif);
@@ -316,11 +321,11 @@ SampleResult Simulator::run(const float* image, std::span<const EventList> frame
             const EventList& attn = fire(base + 3, net.attn_lif, b.attention.tokens * net.dim());
             const EventList& proj = linear(b.proj, base + 4, attn, net.lif);
             stream_.add(proj);
-            stream_.to_events(x);
+            stream_.to_events_by_token(x, net.dim());
             const EventList& h1 = linear(b.fc1, base + 5, x, net.lif);
             const EventList& h2 = linear(b.fc2, base + 6, h1, net.lif);
             stream_.add(h2);
-            stream_.to_events(x);
+            stream_.to_events_by_token(x, net.dim());
         }
         // Token and time mean: integer sums per channel, not SOPs.
         const std::size_t d = net.dim();

@@ -47,12 +47,14 @@ class AttentionScratch {
   private:
     friend AttentionCounts attend(const SpikingAttention&, const EventList&, const EventList&,
                                   const EventList&, float*, AttentionScratch&);
-    std::vector<std::uint16_t> coincidences_;             ///< C, [H][N][N]
-    std::vector<std::uint32_t> touched_;                  ///< entries of C that became non-zero
-    std::vector<std::vector<std::uint32_t>> k_tokens_;    ///< per channel, tokens whose k fired
-    std::vector<std::vector<std::uint32_t>> column_row_;  ///< per (head, key j), rows i with A ≠ 0
-    std::vector<std::vector<float>> column_value_;        ///< … and s·A[i][j]
-    std::vector<std::uint32_t> used_columns_;
+    friend struct AttendImpl;
+    std::vector<std::uint32_t> k_tokens_;  ///< [D][N]: per channel, tokens whose k fired
+    std::vector<std::uint32_t> k_count_;   ///< [D]: how many
+    std::vector<std::uint16_t> row_;       ///< [N]: C[h][i][·] of the current (i, h)
+    std::vector<std::uint64_t> row_mask_;  ///< [⌈N/64⌉]: keys j with C[h][i][j] ≠ 0
+    std::vector<float> v_dense_;           ///< [N][D]: v spike counts (0 where silent)
+    std::vector<std::uint32_t> v_sum_;     ///< [N][H]: Σ counts of v spikes of (j, h)
+    std::vector<std::uint32_t> q_sorted_;  ///< q neurons in ascending order if not given so
 };
 
 /// Computes the attention output of one step into `out` ([N][D], fully overwritten) from the

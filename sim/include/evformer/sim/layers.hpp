@@ -77,6 +77,15 @@ struct TokenLinear {
     void init(float* acc) const;
     /// Adds count × row for each event into its token's outputs. Returns count × out per event.
     std::uint64_t propagate(const EventList& in, float* acc) const;
+    /// init + propagate + lif_step in one pass, token by token, without an input-current buffer:
+    /// each token's output row is built in registers (bias, then the event rows in list order,
+    /// so the sums are bit-identical to propagate) and fed straight to the LIF of `v` ([N][out]),
+    /// appending the spikes to `out` in neuron order. `in` must be grouped by token in ascending
+    /// order (LIF output and ResidualStream::to_events_by_token are); otherwise, or for widths
+    /// without a fixed-width kernel, it falls back to init/propagate/lif_step through `acc`.
+    /// Returns the SOPs (as propagate).
+    std::uint64_t propagate_lif(const EventList& in, const LifParams& p, float* v, EventList& out,
+                                float* acc) const;
 };
 
 /// 3×3 / stride 2 / padding 1 max-pool over spikes of a channel-last map: an output fires when
@@ -107,6 +116,9 @@ class ResidualStream {
     void add(const EventList& events);
     /// The non-zero entries as events (count = value), in first-touched order.
     void to_events(EventList& out) const;
+    /// The same events grouped by token (neuron / width) in ascending token order, keeping the
+    /// first-touched order within a token (so per-token sums downstream are unchanged).
+    void to_events_by_token(EventList& out, std::size_t width);
     /// Sets every entry back to zero (cost proportional to the touched entries).
     void clear();
     std::size_t size() const { return value_.size(); }
@@ -114,6 +126,7 @@ class ResidualStream {
   private:
     std::vector<std::uint16_t> value_;
     std::vector<std::uint32_t> touched_;
+    std::vector<std::uint32_t> bucket_;  ///< scratch of to_events_by_token
 };
 
 }  // namespace evformer::sim
