@@ -7,11 +7,15 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI2__)
 // GCC 12 reports its own AVX-512 headers' undefined-vector idiom as uninitialised (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #define EVFORMER_EVT3_AVX512 1
 #endif
 
@@ -379,20 +383,20 @@ class Evt3Reader final : public StreamReader {
         const __m512i lo_idx = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
         const __m512i hi_idx = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
         // Writes the ADDR_X events of the lanes in `lanes`, in order, as 16 slots at dst.
+        const auto widen = [&](__m256i xy8, __m256i lp8, Event* dst) {  // 8 events
+            const __m512i lp64 = _mm512_cvtepu32_epi64(lp8);
+            const __m512i hi = _mm512_or_si512(_mm512_cvtepu32_epi64(xy8),
+                                               _mm512_slli_epi64(_mm512_srli_epi64(lp64, 16), 32));
+            const __m512i t =
+                _mm512_add_epi64(base, _mm512_and_si512(lp64, _mm512_set1_epi64(0xFFF)));
+            _mm512_storeu_si512(dst, _mm512_permutex2var_epi64(t, lo_idx, hi));
+            _mm512_storeu_si512(dst + 4, _mm512_permutex2var_epi64(t, hi_idx, hi));
+        };
         const auto emit_x = [&](__mmask16 lanes, Event* dst) {
             const __m512i cxy = _mm512_maskz_compress_epi32(lanes, xy);
             const __m512i clp = _mm512_maskz_compress_epi32(lanes, lp);
-            for (int half = 0; half < 2; ++half) {
-                const __m512i xy8 = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(cxy, half));
-                const __m512i lp8 = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(clp, half));
-                const __m512i hi = _mm512_or_si512(
-                    xy8, _mm512_slli_epi64(_mm512_srli_epi64(lp8, 16), 32));
-                const __m512i t =
-                    _mm512_add_epi64(base, _mm512_and_si512(lp8, _mm512_set1_epi64(0xFFF)));
-                _mm512_storeu_si512(dst + 8 * half, _mm512_permutex2var_epi64(t, lo_idx, hi));
-                _mm512_storeu_si512(dst + 8 * half + 4,
-                                    _mm512_permutex2var_epi64(t, hi_idx, hi));
-            }
+            widen(_mm512_castsi512_si256(cxy), _mm512_castsi512_si256(clp), dst);
+            widen(_mm512_extracti64x4_epi64(cxy, 1), _mm512_extracti64x4_epi64(clp, 1), dst + 8);
         };
         emit_x(m_x, out);
 
