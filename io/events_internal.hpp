@@ -2,6 +2,7 @@
 // a memory buffer, text-header parsing, and the format entries each decoder file provides.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -122,6 +123,26 @@ inline std::uint64_t load_le64(const std::uint8_t* p) noexcept {
     std::memcpy(&v, p, 8);
     return v;
 }
+/// The second 8 bytes of an Event (x, y, p; padding zero), so a decoder can write a whole event
+/// as one 16-byte store instead of four field stores.
+inline std::uint64_t pack_xyp(std::uint32_t x, std::uint32_t y, std::uint32_t p) noexcept {
+    return (x & 0xFFFFu) | (std::uint64_t{y & 0xFFFFu} << 16) | (std::uint64_t{p & 0xFFu} << 32);
+}
+static_assert(offsetof(Event, t) == 0 && offsetof(Event, x) == 8 && offsetof(Event, y) == 10 &&
+                  offsetof(Event, p) == 12,
+              "pack_xyp assumes the layout {t, x, y, p}");
+
+/// An Event array seen as 64-bit words (t, xyp, t, xyp, …) for loops the compiler vectorises;
+/// may_alias makes the stores visible to later reads through Event.
+using EventWord = std::uint64_t __attribute__((may_alias));
+inline EventWord* event_words(Event* e) noexcept { return reinterpret_cast<EventWord*>(e); }
+
+/// Writes one event {t, pack_xyp(x, y, p)} with a single 16-byte store.
+inline void store_event(Event* dst, std::int64_t t, std::uint64_t xyp) noexcept {
+    const std::uint64_t words[2] = {static_cast<std::uint64_t>(t), xyp};
+    std::memcpy(static_cast<void*>(dst), words, sizeof words);
+}
+
 /// Big-endian 32-bit load.
 inline std::uint32_t load_be32(const std::uint8_t* p) noexcept {
     return __builtin_bswap32(load_le32(p));

@@ -5,6 +5,20 @@
 #include <algorithm>
 #include <charconv>
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI2__)
+// GCC 12 reports its own AVX-512 headers' undefined-vector idiom as uninitialised (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#define EVFORMER_EVT3_AVX512 1
+#endif
+
 #include "events_internal.hpp"
 #include "evformer/error.hpp"
 
@@ -130,17 +144,77 @@ class Evt2Reader final : public StreamReader {
   private:
     std::string record_name() const override { return "EVT 2.0 word (4 bytes)"; }
 
+    // Words are taken in blocks of 64. A bit mask marks the words that are not a CD event inside
+    // the geometry (TIME_HIGH, other types, out-of-range coordinates); the CD events before the
+    // first marked word are decoded by one vectorised loop, and only the marked word goes through
+    // the exact per-word path, which counts skips and violations at their offsets.
+    static constexpr std::size_t block = 64;
+
     template <bool CheckXY>
     std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
                                                std::size_t room) {
         const std::size_t words = std::min(w.size() / 4, room);
         const std::uint8_t* p = w.data();
+        std::size_t i = 0;
+        std::size_t n = 0;  // n <= i: a word makes at most one event, so a block of slots is free
+        while (words - i >= block) {
+            if (!has_time_) [[unlikely]] {
+                n += decode_exact<CheckXY>(p, i, i + 1, out + n);
+                ++i;
+                continue;
+            }
+            const std::uint64_t marked = marked_words<CheckXY>(p + 4 * i);
+            decode_cd(p + 4 * i, out + n);
+            const std::size_t clean =
+                marked == 0 ? block : static_cast<std::size_t>(__builtin_ctzll(marked));
+            n += clean;
+            i += clean;
+            if (clean < block) {
+                n += decode_exact<CheckXY>(p, i, i + 1, out + n);
+                ++i;
+            }
+        }
+        n += decode_exact<CheckXY>(p, i, words, out + n);
+        return {words * 4, n};
+    }
+
+    // Bit j set: word j of the block is not a CD event (type 0/1) with x, y inside the geometry.
+    template <bool CheckXY>
+    std::uint64_t marked_words(const std::uint8_t* q) const noexcept {
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        std::uint64_t marked = 0;
+        for (std::size_t j = 0; j < block; ++j) {
+            const std::uint32_t word = load_le32(q + 4 * j);
+            std::uint64_t bad = (word >> 29) != 0;
+            if constexpr (CheckXY)
+                bad |= (((word >> 11) & 2047) >= width) | ((word & 2047) >= height);
+            marked |= bad << j;
+        }
+        return marked;
+    }
+
+    // All words of a block as CD events at the current TIME_HIGH (the caller counts the valid prefix).
+    void decode_cd(const std::uint8_t* __restrict q, Event* __restrict out) const noexcept {
+        const auto high = static_cast<std::uint64_t>(time_high_);
+        EventWord* o = event_words(out);
+        for (std::size_t j = 0; j < block; ++j) {
+            const std::uint64_t a = load_le32(q + 4 * j);
+            o[2 * j] = high | ((a >> 22) & 63);
+            o[2 * j + 1] = ((a >> 11) & 2047) | ((a & 2047) << 16) | ((a >> 28) << 32);
+        }
+    }
+
+    // Words [begin, end) one at a time, with every check; returns the events written.
+    template <bool CheckXY>
+    std::size_t decode_exact(const std::uint8_t* p, std::size_t begin, std::size_t end,
+                             Event* out) {
         const std::uint32_t width = geometry_.width;
         const std::uint32_t height = geometry_.height;
         std::int64_t time_high = time_high_;
         bool has_time = has_time_;
         std::size_t n = 0;
-        for (std::size_t i = 0; i < words; ++i) {
+        for (std::size_t i = begin; i < end; ++i) {
             const std::uint32_t word = load_le32(p + 4 * i);
             const std::uint32_t type = word >> 28;
             if (type < 2) [[likely]] {
@@ -168,7 +242,7 @@ class Evt2Reader final : public StreamReader {
         }
         time_high_ = time_high;
         has_time_ = has_time;
-        return {words * 4, n};
+        return n;
     }
 
     [[gnu::noinline, gnu::cold]] void reject(bool has_time, std::size_t i) {
@@ -226,12 +300,174 @@ class Evt3Reader final : public StreamReader {
   private:
     std::string record_name() const override { return "EVT 3.0 word (2 bytes)"; }
 
+#ifdef EVFORMER_EVT3_AVX512
+    // Words are taken in groups of 16 with AVX-512: the y and TIME_LOW each word sees are prefix
+    // scans of the ADDR_Y and TIME_LOW words, the ADDR_X events are compressed and widened to
+    // 16-byte events in registers, and only VECT_BASE_X and vector words are walked one by one.
+    // A group with a TIME_HIGH, a skipped or unknown word, a coordinate outside the geometry, or
+    // before the first TIME_HIGH goes through the exact per-word path, which counts skips and
+    // violations at their offsets.
+    static constexpr std::size_t group = 16;
+    static constexpr std::size_t faulty = ~std::size_t{0};
+
+    template <bool CheckXY>
+    std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
+                                               std::size_t room) {
+        const std::size_t words = w.size() / 2;
+        const std::uint8_t* p = w.data();
+        std::size_t i = 0;
+        std::size_t n = 0;
+        // Each word emits at most 12 events (and a group writes 16 slots past its ADDR_X events).
+        while (words - i >= group && room - n >= 12 * group + 16) {
+            const std::size_t made =
+                state_.has_time ? decode_group<CheckXY>(p + 2 * i, out + n) : faulty;
+            n += made != faulty ? made : decode_exact<CheckXY>(p, i, i + group, out + n);
+            i += group;
+        }
+        const std::size_t tail = std::min(words - i, (room - n) / 12);
+        n += decode_exact<CheckXY>(p, i, i + tail, out + n);
+        return {(i + tail) * 2, n};
+    }
+
+    // For each lane, the value of the last lane at or before it whose bit is set in `set`, or
+    // `carry` when there is none (a log-step scan).
+    static __m512i last_set(__m512i value, __mmask16 set, std::uint32_t carry) {
+        const __m512i fill = _mm512_set1_epi32(static_cast<int>(carry));
+        __m512i v = _mm512_mask_blend_epi32(set, fill, value);
+        __mmask16 m = set;
+        // Lanes below the shift read `fill`; they count as set (the carry is known).
+        v = _mm512_mask_blend_epi32(m, _mm512_alignr_epi32(v, fill, 15), v);
+        m = static_cast<__mmask16>(m | (m << 1) | 0x1);
+        v = _mm512_mask_blend_epi32(m, _mm512_alignr_epi32(v, fill, 14), v);
+        m = static_cast<__mmask16>(m | (m << 2) | 0x3);
+        v = _mm512_mask_blend_epi32(m, _mm512_alignr_epi32(v, fill, 12), v);
+        m = static_cast<__mmask16>(m | (m << 4) | 0xF);
+        v = _mm512_mask_blend_epi32(m, _mm512_alignr_epi32(v, fill, 8), v);
+        return v;
+    }
+
+    static std::uint32_t lane(__m512i v, int k) {
+        return static_cast<std::uint32_t>(_mm_cvtsi128_si32(
+            _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_set1_epi32(k), v))));
+    }
+
+    // One group of 16 words from state_ (which must have a time): returns the events written and
+    // commits the state, or returns `faulty` and leaves state_ untouched.
+    template <bool CheckXY>
+    std::size_t decode_group(const std::uint8_t* q, Event* out) {
+        const __m512i word =
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+        const __m512i type = _mm512_srli_epi32(word, 12);
+        const auto is = [&](int t) { return _mm512_cmpeq_epi32_mask(type, _mm512_set1_epi32(t)); };
+        const __mmask16 m_y = is(0), m_x = is(2), m_base = is(3), m_v12 = is(4), m_v8 = is(5),
+                        m_low = is(6);
+        const __mmask16 known = static_cast<__mmask16>(m_y | m_x | m_base | m_v12 | m_v8 | m_low);
+        if (known != 0xFFFF) return faulty;  // TIME_HIGH, skipped or unknown words
+
+        const __m512i v11 = _mm512_and_si512(word, _mm512_set1_epi32(0x7FF));
+        const __m512i ys = last_set(v11, m_y, state_.y);
+        const __m512i lows =
+            last_set(_mm512_and_si512(word, _mm512_set1_epi32(0xFFF)), m_low, state_.time_low);
+        if constexpr (CheckXY) {
+            const __mmask16 out_of_range = static_cast<__mmask16>(
+                _mm512_mask_cmpge_epu32_mask(m_x, v11, _mm512_set1_epi32(int(geometry_.width))) |
+                _mm512_mask_cmpge_epu32_mask(m_x, ys, _mm512_set1_epi32(int(geometry_.height))));
+            if (out_of_range != 0) return faulty;
+        }
+
+        // ADDR_X events: xy = x | y << 16; lp = TIME_LOW | p << 16 (p = bit 11).
+        const __m512i xy = _mm512_or_si512(v11, _mm512_slli_epi32(ys, 16));
+        const __m512i lp = _mm512_or_si512(
+            lows, _mm512_and_si512(_mm512_slli_epi32(word, 5), _mm512_set1_epi32(0x10000)));
+        const __m512i base = _mm512_set1_epi64(state_.high_base);
+        const __m512i lo_idx = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+        const __m512i hi_idx = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+        // Writes the ADDR_X events of the lanes in `lanes`, in order, as 16 slots at dst.
+        const auto widen = [&](__m256i xy8, __m256i lp8, Event* dst) {  // 8 events
+            const __m512i lp64 = _mm512_cvtepu32_epi64(lp8);
+            const __m512i hi = _mm512_or_si512(_mm512_cvtepu32_epi64(xy8),
+                                               _mm512_slli_epi64(_mm512_srli_epi64(lp64, 16), 32));
+            const __m512i t =
+                _mm512_add_epi64(base, _mm512_and_si512(lp64, _mm512_set1_epi64(0xFFF)));
+            _mm512_storeu_si512(dst, _mm512_permutex2var_epi64(t, lo_idx, hi));
+            _mm512_storeu_si512(dst + 4, _mm512_permutex2var_epi64(t, hi_idx, hi));
+        };
+        const auto emit_x = [&](__mmask16 lanes, Event* dst) {
+            const __m512i cxy = _mm512_maskz_compress_epi32(lanes, xy);
+            const __m512i clp = _mm512_maskz_compress_epi32(lanes, lp);
+            widen(_mm512_castsi512_si256(cxy), _mm512_castsi512_si256(clp), dst);
+            widen(_mm512_extracti64x4_epi64(cxy, 1), _mm512_extracti64x4_epi64(clp, 1), dst + 8);
+        };
+        emit_x(m_x, out);
+
+        // VECT_BASE_X and vector words in order; ADDR_X and VECT_BASE_X set the polarity. A
+        // vector with events is placed after the ADDR_X events before it, and the ADDR_X events
+        // after it are written again behind its events.
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        const std::uint32_t m_pol = static_cast<std::uint32_t>(m_x | m_base);
+        std::uint32_t walk = static_cast<std::uint32_t>(m_base | m_v12 | m_v8);
+        std::uint32_t pending = m_x;  // ADDR_X lanes not yet placed for good
+        std::uint32_t base_x = state_.base_x;
+        std::size_t n = 0;
+        std::uint32_t bad = 0;
+        while (walk != 0) {
+            const int k = __builtin_ctz(walk);
+            walk &= walk - 1;
+            const std::uint32_t wk = load_le16(q + 2 * k);
+            if ((wk >> 12) == 3) {
+                base_x = wk & 0x7FF;
+                continue;
+            }
+            std::uint32_t mask = wk & ((wk >> 12) == 4 ? 0xFFFu : 0xFFu);
+            if (mask != 0) {
+                const std::uint32_t below = (1u << k) - 1;
+                n += static_cast<std::size_t>(__builtin_popcount(pending & below));
+                pending &= ~below;
+                const std::uint32_t pol_from = m_pol & below;
+                const std::uint32_t p =
+                    pol_from != 0 ? (load_le16(q + 2 * (31 - __builtin_clz(pol_from))) >> 11) & 1
+                                  : state_.pol;
+                const std::uint32_t y = lane(ys, k);
+                const std::int64_t t = state_.high_base + lane(lows, k);
+                const std::uint64_t yp = pack_xyp(0, y, p);
+                while (mask != 0) {
+                    const std::uint32_t x =
+                        base_x + static_cast<std::uint32_t>(__builtin_ctz(mask));
+                    store_event(out + n, t, yp | (x & 0xFFFF));
+                    if constexpr (CheckXY) bad |= (x >= width) | (y >= height);
+                    ++n;
+                    mask &= mask - 1;
+                }
+                if (pending != 0) emit_x(static_cast<__mmask16>(pending), out + n);
+            }
+            base_x += (wk >> 12) == 4 ? 12 : 8;
+        }
+        if (bad != 0) return faulty;
+        n += static_cast<std::size_t>(__builtin_popcount(pending));
+        state_.y = static_cast<std::uint16_t>(lane(ys, 15));
+        state_.time_low = lane(lows, 15);
+        state_.t = state_.high_base + state_.time_low;
+        state_.base_x = base_x;
+        if (m_pol != 0)
+            state_.pol = static_cast<std::uint8_t>(
+                (load_le16(q + 2 * (31 - __builtin_clz(m_pol))) >> 11) & 1);
+        return n;
+    }
+#else
     template <bool CheckXY>
     std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
                                                std::size_t room) {
         // Each word emits at most 12 events, so this many words always fit.
         const std::size_t words = std::min(w.size() / 2, room / 12);
-        const std::uint8_t* p = w.data();
+        return {words * 2, decode_exact<CheckXY>(w.data(), 0, words, out)};
+    }
+#endif
+
+    // Words [begin, end) one at a time, with every check; returns the events written.
+    template <bool CheckXY>
+    std::size_t decode_exact(const std::uint8_t* p, std::size_t begin, std::size_t end,
+                             Event* out) {
         const std::uint32_t width = geometry_.width;
         const std::uint32_t height = geometry_.height;
         State s = state_;
@@ -247,7 +483,7 @@ class Evt3Reader final : public StreamReader {
                 reject(s.has_time, i);
             }
         };
-        for (std::size_t i = 0; i < words; ++i) {
+        for (std::size_t i = begin; i < end; ++i) {
             const std::uint32_t word = load_le16(p + 2 * i);
             switch (word >> 12) {
                 case 0x0:
@@ -284,7 +520,7 @@ class Evt3Reader final : public StreamReader {
             }
         }
         state_ = s;
-        return {words * 2, n};
+        return n;
     }
 
     struct State {
@@ -377,17 +613,71 @@ class DatReader final : public StreamReader {
   private:
     std::string record_name() const override { return "DAT event (8 bytes)"; }
 
+    // Records are decoded in blocks: a block whose times do not fall and whose polarities and
+    // coordinates are all valid (the common case) is one straight, vectorisable loop; any other
+    // block goes through the exact per-record path, which counts each fault at its offset.
+    static constexpr std::size_t block = 64;
+
     template <bool CheckXY>
     std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
                                                std::size_t room) {
         const std::size_t records = std::min(w.size() / 8, room);
         const std::uint8_t* p = w.data();
+        std::size_t i = 0;
+        std::size_t n = 0;
+        for (; records - i >= block; i += block) {
+            if (block_is_clean<CheckXY>(p + 8 * i)) [[likely]] {
+                decode_clean(p + 8 * i, out + n);
+                n += block;
+            } else {
+                n += decode_exact<CheckXY>(p, i, i + block, out + n);
+            }
+        }
+        n += decode_exact<CheckXY>(p, i, records, out + n);
+        return {records * 8, n};
+    }
+
+    // True when the block's times never fall (so no wrap or violation), every polarity is 0/1
+    // and every coordinate lies inside the geometry: a branch-free reduction over the block.
+    template <bool CheckXY>
+    bool block_is_clean(const std::uint8_t* q) const noexcept {
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        std::uint32_t bad = load_le32(q) < last_;
+        for (std::size_t j = 1; j < block; ++j)
+            bad |= load_le32(q + 8 * j) < load_le32(q + 8 * j - 8);
+        for (std::size_t j = 0; j < block; ++j) {
+            const std::uint32_t a = load_le32(q + 8 * j + 4);
+            bad |= (a >> 28) > 1;
+            if constexpr (CheckXY)
+                bad |= ((a & 0x3FFF) >= width) | (((a >> 14) & 0x3FFF) >= height);
+        }
+        return bad == 0;
+    }
+
+    void decode_clean(const std::uint8_t* __restrict q, Event* __restrict out) noexcept {
+        // Word pairs: t = epoch + ts; x | y << 16 | p << 32 moved out of the packed address.
+        const auto epoch = static_cast<std::uint64_t>(epoch_);
+        EventWord* o = event_words(out);
+        for (std::size_t j = 0; j < block; ++j) {
+            const std::uint64_t ts = load_le32(q + 8 * j);
+            const std::uint64_t a = load_le32(q + 8 * j + 4);
+            o[2 * j] = epoch + ts;
+            o[2 * j + 1] = (a & 0x3FFF) | ((a << 2) & 0x3FFF0000) | ((a << 4) & 0xF00000000);
+        }
+        last_ = load_le32(q + 8 * (block - 1));
+    }
+
+    // Records [begin, end) one at a time, with every check; returns the events written.
+    template <bool CheckXY>
+    std::size_t decode_exact(const std::uint8_t* p, std::size_t begin, std::size_t end,
+                             Event* out) {
         const std::uint32_t width = geometry_.width;
         const std::uint32_t height = geometry_.height;
         std::uint32_t last = last_;
         std::int64_t epoch = epoch_;
         std::size_t n = 0;
-        for (std::size_t i = 0; i < records; ++i) {
+        for (std::size_t i = begin; i < end; ++i) {
             const std::uint32_t ts = load_le32(p + 8 * i);
             const std::uint32_t a = load_le32(p + 8 * i + 4);
             if (ts < last) [[unlikely]]
@@ -408,7 +698,7 @@ class DatReader final : public StreamReader {
         }
         last_ = last;
         epoch_ = epoch;
-        return {records * 8, n};
+        return n;
     }
 
     // A 32-bit timestamp that falls by more than half its range has wrapped; a smaller fall is a
