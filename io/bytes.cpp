@@ -17,8 +17,8 @@ std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path) {
     const auto size = std::filesystem::file_size(path, ec);
     if (ec) throw FileError(path.string(), -1, "cannot determine the file size");
     std::vector<std::uint8_t> bytes(size);
-    if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()),
-                             static_cast<std::streamsize>(size)))
+    if (size > 0 &&
+        !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
         throw FileError(path.string(), -1, "read failed");
     return bytes;
 }

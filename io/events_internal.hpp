@@ -135,7 +135,9 @@ static_assert(offsetof(Event, t) == 0 && offsetof(Event, x) == 8 && offsetof(Eve
 /// An Event array seen as 64-bit words (t, xyp, t, xyp, …) for loops the compiler vectorises;
 /// may_alias makes the stores visible to later reads through Event.
 using EventWord = std::uint64_t __attribute__((may_alias));
-inline EventWord* event_words(Event* e) noexcept { return reinterpret_cast<EventWord*>(e); }
+inline EventWord* event_words(Event* e) noexcept {
+    return reinterpret_cast<EventWord*>(e);
+}
 
 /// Writes one event {t, pack_xyp(x, y, p)} with a single 16-byte store.
 inline void store_event(Event* dst, std::int64_t t, std::uint64_t xyp) noexcept {

@@ -194,7 +194,8 @@ class Evt2Reader final : public StreamReader {
         return marked;
     }
 
-    // All words of a block as CD events at the current TIME_HIGH (the caller counts the valid prefix).
+    // All words of a block as CD events at the current TIME_HIGH (the caller counts the valid
+    // prefix).
     void decode_cd(const std::uint8_t* __restrict q, Event* __restrict out) const noexcept {
         const auto high = static_cast<std::uint64_t>(time_high_);
         EventWord* o = event_words(out);

@@ -25,7 +25,7 @@ void quiet_hdf5() {
 
 // Owns one HDF5 identifier and closes it with the matching function.
 class Handle {
-public:
+  public:
     Handle() = default;
     Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
     Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = H5I_INVALID_HID; }
@@ -48,23 +48,33 @@ public:
     hid_t get() const noexcept { return id_; }
     bool valid() const noexcept { return id_ >= 0; }
 
-private:
+  private:
     hid_t id_ = H5I_INVALID_HID;
     herr_t (*close_)(hid_t) = nullptr;
 };
 
 hid_t native_type(DType t) {
     switch (t) {
-        case DType::f32: return H5T_NATIVE_FLOAT;
-        case DType::f64: return H5T_NATIVE_DOUBLE;
-        case DType::i8: return H5T_NATIVE_INT8;
-        case DType::u8: return H5T_NATIVE_UINT8;
-        case DType::i16: return H5T_NATIVE_INT16;
-        case DType::u16: return H5T_NATIVE_UINT16;
-        case DType::i32: return H5T_NATIVE_INT32;
-        case DType::u32: return H5T_NATIVE_UINT32;
-        case DType::i64: return H5T_NATIVE_INT64;
-        case DType::u64: return H5T_NATIVE_UINT64;
+        case DType::f32:
+            return H5T_NATIVE_FLOAT;
+        case DType::f64:
+            return H5T_NATIVE_DOUBLE;
+        case DType::i8:
+            return H5T_NATIVE_INT8;
+        case DType::u8:
+            return H5T_NATIVE_UINT8;
+        case DType::i16:
+            return H5T_NATIVE_INT16;
+        case DType::u16:
+            return H5T_NATIVE_UINT16;
+        case DType::i32:
+            return H5T_NATIVE_INT32;
+        case DType::u32:
+            return H5T_NATIVE_UINT32;
+        case DType::i64:
+            return H5T_NATIVE_INT64;
+        case DType::u64:
+            return H5T_NATIVE_UINT64;
     }
     return H5T_NATIVE_FLOAT;
 }
@@ -102,16 +112,26 @@ Handle link_create_props() {
 
 const char* dtype_name(DType t) noexcept {
     switch (t) {
-        case DType::f32: return "f32";
-        case DType::f64: return "f64";
-        case DType::i8: return "i8";
-        case DType::u8: return "u8";
-        case DType::i16: return "i16";
-        case DType::u16: return "u16";
-        case DType::i32: return "i32";
-        case DType::u32: return "u32";
-        case DType::i64: return "i64";
-        case DType::u64: return "u64";
+        case DType::f32:
+            return "f32";
+        case DType::f64:
+            return "f64";
+        case DType::i8:
+            return "i8";
+        case DType::u8:
+            return "u8";
+        case DType::i16:
+            return "i16";
+        case DType::u16:
+            return "u16";
+        case DType::i32:
+            return "i32";
+        case DType::u32:
+            return "u32";
+        case DType::i64:
+            return "i64";
+        case DType::u64:
+            return "u64";
     }
     return "?";
 }
@@ -170,7 +190,9 @@ Writer::~Writer() {
     }
 }
 
-const std::filesystem::path& Writer::temporary_path() const noexcept { return impl_->temp_path; }
+const std::filesystem::path& Writer::temporary_path() const noexcept {
+    return impl_->temp_path;
+}
 
 void Writer::group(const std::string& path) {
     const auto p = normalise(path);
@@ -190,9 +212,9 @@ void Writer::write(const std::string& path, std::span<const T> data, const Shape
                                       impl_->where(p), data.size(), shape_string(shape),
                                       element_count(shape)));
     const auto dims = to_hsize(shape);
-    Handle space(shape.empty() ? H5Screate(H5S_SCALAR)
-                               : H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                                                  nullptr),
+    Handle space(shape.empty()
+                     ? H5Screate(H5S_SCALAR)
+                     : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                  H5Sclose);
     Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     if (!shape.empty() && element_count(shape) > 0 &&
@@ -216,8 +238,7 @@ void Writer::write(const std::string& path, std::span<const T> data, const Shape
     if (!ds.valid())
         throw FileError(impl_->final_path.string(), -1,
                         "cannot create dataset " + p + " (does it exist already?)");
-    if (!data.empty() &&
-        H5Dwrite(ds.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) < 0)
+    if (!data.empty() && H5Dwrite(ds.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) < 0)
         throw FileError(impl_->final_path.string(), -1, "cannot write dataset " + p);
 }
 
@@ -276,9 +297,9 @@ void Writer::attr(const std::string& object, const std::string& key, const AttrV
         H5Tset_size(type.get(), std::max<std::size_t>(s->size(), 1));
         H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
         H5Tset_cset(type.get(), H5T_CSET_UTF8);
-        Handle a(H5Acreate2(obj.get(), key.c_str(), type.get(), space.get(), H5P_DEFAULT,
-                            H5P_DEFAULT),
-                 H5Aclose);
+        Handle a(
+            H5Acreate2(obj.get(), key.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+            H5Aclose);
         std::string padded = s->empty() ? std::string(1, '\0') : *s;
         if (a.valid()) rc = H5Awrite(a.get(), type.get(), padded.data());
     } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
@@ -365,7 +386,9 @@ Reader::~Reader() = default;
 Reader::Reader(Reader&&) noexcept = default;
 Reader& Reader::operator=(Reader&&) noexcept = default;
 
-const std::filesystem::path& Reader::path() const noexcept { return impl_->path; }
+const std::filesystem::path& Reader::path() const noexcept {
+    return impl_->path;
+}
 
 bool Reader::exists(const std::string& path) const {
     return path_exists(impl_->file.get(), path);
@@ -419,11 +442,16 @@ DType Reader::dtype(const std::string& dataset) const {
     if (cls == H5T_INTEGER) {
         const bool is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
         switch (size) {
-            case 1: return is_signed ? DType::i8 : DType::u8;
-            case 2: return is_signed ? DType::i16 : DType::u16;
-            case 4: return is_signed ? DType::i32 : DType::u32;
-            case 8: return is_signed ? DType::i64 : DType::u64;
-            default: break;
+            case 1:
+                return is_signed ? DType::i8 : DType::u8;
+            case 2:
+                return is_signed ? DType::i16 : DType::u16;
+            case 4:
+                return is_signed ? DType::i32 : DType::u32;
+            case 8:
+                return is_signed ? DType::i64 : DType::u64;
+            default:
+                break;
         }
     }
     impl_->fail(normalise(dataset) + " has a non-numeric element type");
@@ -434,8 +462,8 @@ std::vector<T> Reader::read(const std::string& dataset) const {
     auto ds = impl_->open_dataset(dataset);
     const auto shape = impl_->shape_of(ds.get());
     std::vector<T> out(element_count(shape));
-    if (!out.empty() && H5Dread(ds.get(), native_type(dtype_of<T>()), H5S_ALL, H5S_ALL,
-                                H5P_DEFAULT, out.data()) < 0)
+    if (!out.empty() && H5Dread(ds.get(), native_type(dtype_of<T>()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                out.data()) < 0)
         impl_->fail(fmt::format("cannot read {} as {} (corrupt data or unconvertible type)",
                                 normalise(dataset), dtype_name(dtype_of<T>())));
     return out;
@@ -473,8 +501,8 @@ std::vector<T> Reader::read_rows(const std::string& dataset, std::size_t first,
                      H5Sclose);
     if (H5Dread(ds.get(), native_type(dtype_of<T>()), mem_space.get(), file_space.get(),
                 H5P_DEFAULT, out.data()) < 0)
-        impl_->fail(fmt::format("cannot read rows {}..{} of {}", first, first + count,
-                                normalise(dataset)));
+        impl_->fail(
+            fmt::format("cannot read rows {}..{} of {}", first, first + count, normalise(dataset)));
     return out;
 }
 
@@ -536,16 +564,16 @@ AttrValue Reader::attr(const std::string& object, const std::string& key) const 
 std::string Reader::attr_string(const std::string& object, const std::string& key) const {
     const auto v = attr(object, key);
     if (const auto* s = std::get_if<std::string>(&v)) return *s;
-    impl_->fail(fmt::format("attribute {} of {} is a number, expected a string", key,
-                            normalise(object)));
+    impl_->fail(
+        fmt::format("attribute {} of {} is a number, expected a string", key, normalise(object)));
 }
 
 double Reader::attr_number(const std::string& object, const std::string& key) const {
     const auto v = attr(object, key);
     if (const auto* d = std::get_if<double>(&v)) return *d;
     if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
-    impl_->fail(fmt::format("attribute {} of {} is a string, expected a number", key,
-                            normalise(object)));
+    impl_->fail(
+        fmt::format("attribute {} of {} is a string, expected a number", key, normalise(object)));
 }
 
 std::int64_t Reader::attr_int(const std::string& object, const std::string& key) const {
@@ -554,13 +582,13 @@ std::int64_t Reader::attr_int(const std::string& object, const std::string& key)
     impl_->fail(fmt::format("attribute {} of {} is not an integer", key, normalise(object)));
 }
 
-#define EVFORMER_H5_INSTANTIATE(T)                                                            \
-    template void Writer::write<T>(const std::string&, std::span<const T>, const Shape&,      \
-                                   const StorageOptions&);                                    \
-    template void Writer::create_appendable<T>(const std::string&, std::size_t, int);        \
-    template void Writer::append<T>(const std::string&, std::span<const T>);                 \
-    template std::vector<T> Reader::read<T>(const std::string&) const;                       \
-    template std::vector<T> Reader::read<T>(const std::string&, const Shape&) const;         \
+#define EVFORMER_H5_INSTANTIATE(T)                                                             \
+    template void Writer::write<T>(const std::string&, std::span<const T>, const Shape&,       \
+                                   const StorageOptions&);                                     \
+    template void Writer::create_appendable<T>(const std::string&, std::size_t, int);          \
+    template void Writer::append<T>(const std::string&, std::span<const T>);                   \
+    template std::vector<T> Reader::read<T>(const std::string&) const;                         \
+    template std::vector<T> Reader::read<T>(const std::string&, const Shape&) const;           \
     template std::vector<T> Reader::read_rows<T>(const std::string&, std::size_t, std::size_t) \
         const;
 

@@ -19,18 +19,17 @@ IdxArray read_idx(const std::filesystem::path& path) {
     const auto bytes = read_maybe_gzip(path);
     const auto file = path.string();
     if (bytes.size() < 4)
-        throw FileError(file, static_cast<std::int64_t>(bytes.size()),
-                        fmt::format("truncated: {} bytes, expected at least a 4-byte IDX magic",
-                                    bytes.size()));
+        throw FileError(
+            file, static_cast<std::int64_t>(bytes.size()),
+            fmt::format("truncated: {} bytes, expected at least a 4-byte IDX magic", bytes.size()));
     if (bytes[0] != 0 || bytes[1] != 0)
         throw FileError(file, 0,
                         fmt::format("wrong magic {:02x}{:02x}{:02x}{:02x}, expected 0000 then type "
                                     "and rank (an IDX file)",
                                     bytes[0], bytes[1], bytes[2], bytes[3]));
     if (bytes[2] != 0x08)
-        throw FileError(file, 2,
-                        fmt::format("element type 0x{:02x}, expected 0x08 (unsigned byte)",
-                                    bytes[2]));
+        throw FileError(
+            file, 2, fmt::format("element type 0x{:02x}, expected 0x08 (unsigned byte)", bytes[2]));
     const std::size_t rank = bytes[3];
     if (rank == 0 || rank > 4)
         throw FileError(file, 3, fmt::format("rank {}, expected 1 to 4 dimensions", rank));
@@ -54,10 +53,10 @@ IdxArray read_idx(const std::filesystem::path& path) {
     }
     const std::size_t have = bytes.size() - header;
     if (have != expected)
-        throw FileError(file, static_cast<std::int64_t>(bytes.size()),
-                        fmt::format("{}: {} data bytes, expected {} from the dimensions",
-                                    have < expected ? "truncated" : "trailing data", have,
-                                    expected));
+        throw FileError(
+            file, static_cast<std::int64_t>(bytes.size()),
+            fmt::format("{}: {} data bytes, expected {} from the dimensions",
+                        have < expected ? "truncated" : "trailing data", have, expected));
     out.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
     return out;
 }
@@ -67,9 +66,9 @@ ImageDataset read_idx_dataset(const std::filesystem::path& images,
     auto img = read_idx(images);
     auto lab = read_idx(labels);
     if (img.dims.size() != 3)
-        throw FileError(images.string(), 3,
-                        fmt::format("rank {}, expected 3 (count, rows, cols) for images",
-                                    img.dims.size()));
+        throw FileError(
+            images.string(), 3,
+            fmt::format("rank {}, expected 3 (count, rows, cols) for images", img.dims.size()));
     if (lab.dims.size() != 1)
         throw FileError(labels.string(), 3,
                         fmt::format("rank {}, expected 1 (count) for labels", lab.dims.size()));
@@ -79,9 +78,9 @@ ImageDataset read_idx_dataset(const std::filesystem::path& images,
                                     lab.dims[0], img.dims[0], images.string()));
     for (std::size_t i = 0; i < lab.data.size(); ++i)
         if (lab.data[i] >= classes)
-            throw FileError(labels.string(), static_cast<std::int64_t>(8 + i),
-                            fmt::format("label {} of sample {}, expected 0..{}", lab.data[i], i,
-                                        classes - 1));
+            throw FileError(
+                labels.string(), static_cast<std::int64_t>(8 + i),
+                fmt::format("label {} of sample {}, expected 0..{}", lab.data[i], i, classes - 1));
     ImageDataset ds;
     ds.name = images.parent_path().filename().string();
     ds.count = img.dims[0];

@@ -30,15 +30,18 @@ std::size_t ModelSpec::stage_width(std::size_t stage) const {
     return w;
 }
 
-std::size_t ModelSpec::tokens() const { return stage_height(3) * stage_width(3); }
+std::size_t ModelSpec::tokens() const {
+    return stage_height(3) * stage_width(3);
+}
 
 void ModelSpec::validate() const {
     auto fail = [](const std::string& rule) { throw ConfigError("invalid model spec: " + rule); };
     if (blocks < 1) fail("blocks (L) must be at least 1");
     if (dim < 8 || dim % 8 != 0)
-        fail(fmt::format("dim (D) = {} must be a positive multiple of 8 (the stem has D/8 "
-                         "channels)",
-                         dim));
+        fail(
+            fmt::format("dim (D) = {} must be a positive multiple of 8 (the stem has D/8 "
+                        "channels)",
+                        dim));
     if (heads < 1 || dim % heads != 0)
         fail(fmt::format("dim (D) = {} must be divisible by heads = {}", dim, heads));
     if (mlp_ratio < 1) fail("mlp_ratio must be at least 1");
@@ -50,8 +53,7 @@ void ModelSpec::validate() const {
     if (!(bn_eps > 0)) fail("bn_eps must be > 0");
     if (!(lif.tau >= 1.0) || !std::isfinite(lif.tau))
         fail(fmt::format("lif.tau = {} must be >= 1 (the membrane decays by 1/tau)", lif.tau));
-    if (!(lif.v_threshold > lif.v_reset))
-        fail("lif.v_threshold must be greater than lif.v_reset");
+    if (!(lif.v_threshold > lif.v_reset)) fail("lif.v_threshold must be greater than lif.v_reset");
     if (!(lif.attn_v_threshold > lif.v_reset))
         fail("lif.attn_v_threshold must be greater than lif.v_reset");
     if (!(lif.surrogate_alpha > 0)) fail("lif.surrogate_alpha must be > 0");
@@ -103,8 +105,8 @@ void take(const json& obj, const char* key, T& out, const std::string& prefix) {
     try {
         out = it->get<T>();
     } catch (const json::exception&) {
-        throw ConfigError(fmt::format("model spec key '{}{}': wrong type ({})", prefix, key,
-                                      it->type_name()));
+        throw ConfigError(
+            fmt::format("model spec key '{}{}': wrong type ({})", prefix, key, it->type_name()));
     }
 }
 
@@ -128,9 +130,8 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
     }
     if (!j.is_object()) throw ConfigError("model spec must be a JSON object");
     reject_unknown(j,
-                   {"blocks", "dim", "heads", "mlp_ratio", "time_steps", "in_channels",
-                    "in_height", "in_width", "pool_after", "classes", "bn_eps", "lif",
-                    "attention"},
+                   {"blocks", "dim", "heads", "mlp_ratio", "time_steps", "in_channels", "in_height",
+                    "in_width", "pool_after", "classes", "bn_eps", "lif", "attention"},
                    "");
     ModelSpec s;
     take(j, "blocks", s.blocks, "");
@@ -146,9 +147,8 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
     take(j, "bn_eps", s.bn_eps, "");
     if (auto it = j.find("lif"); it != j.end()) {
         if (!it->is_object()) throw ConfigError("model spec key 'lif' must be an object");
-        reject_unknown(*it, {"tau", "v_threshold", "v_reset", "attn_v_threshold",
-                             "surrogate_alpha"},
-                       "lif.");
+        reject_unknown(
+            *it, {"tau", "v_threshold", "v_reset", "attn_v_threshold", "surrogate_alpha"}, "lif.");
         take(*it, "tau", s.lif.tau, "lif.");
         take(*it, "v_threshold", s.lif.v_threshold, "lif.");
         take(*it, "v_reset", s.lif.v_reset, "lif.");

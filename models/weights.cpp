@@ -80,16 +80,16 @@ void ModelWeights::validate() const {
                                           p.name, io::h5::shape_string(p.shape)));
         const auto& t = it->second;
         if (t.shape != p.shape)
-            throw ConfigError(fmt::format("weights: tensor '{}' has shape {}, expected {}",
-                                          p.name, io::h5::shape_string(t.shape),
+            throw ConfigError(fmt::format("weights: tensor '{}' has shape {}, expected {}", p.name,
+                                          io::h5::shape_string(t.shape),
                                           io::h5::shape_string(p.shape)));
         if (t.data.size() != io::h5::element_count(t.shape))
             throw ConfigError(fmt::format("weights: tensor '{}' holds {} values for shape {}",
                                           p.name, t.data.size(), io::h5::shape_string(t.shape)));
         for (float v : t.data)
             if (!std::isfinite(v))
-                throw ConfigError(fmt::format("weights: tensor '{}' has a non-finite value",
-                                              p.name));
+                throw ConfigError(
+                    fmt::format("weights: tensor '{}' has a non-finite value", p.name));
         if (p.kind == Kind::bn_var)
             for (float v : t.data)
                 if (v < 0)
@@ -169,8 +169,7 @@ ModelWeights load_weights(const std::filesystem::path& path) {
     }
     if (r.is_group("provenance")) {
         auto text = [&](const char* key) {
-            return r.has_attr("provenance", key) ? r.attr_string("provenance", key)
-                                                 : std::string();
+            return r.has_attr("provenance", key) ? r.attr_string("provenance", key) : std::string();
         };
         auto& pr = w.provenance;
         pr.dataset = text("dataset");

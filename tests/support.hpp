@@ -16,7 +16,7 @@ namespace evformer::test {
 
 /// A fresh folder under the system temp dir, removed with its contents on destruction.
 class ScratchDir {
-public:
+  public:
     ScratchDir() {
         std::random_device rd;
         path_ = std::filesystem::temp_directory_path() /
@@ -32,7 +32,7 @@ public:
     const std::filesystem::path& path() const { return path_; }
     std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 
@@ -61,8 +61,8 @@ inline CommandResult run_command(const std::string& command_line) {
     const auto tag = std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
     const auto out_path = dir / ("evformer-out-" + tag);
     const auto err_path = dir / ("evformer-err-" + tag);
-    const std::string full = command_line + " >" + out_path.string() + " 2>" + err_path.string() +
-                             " </dev/null";
+    const std::string full =
+        command_line + " >" + out_path.string() + " 2>" + err_path.string() + " </dev/null";
     const int status = std::system(full.c_str());
     CommandResult r;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <ctime>
+#include <filesystem>
 #include <random>
 
 #include "command.hpp"

@@ -35,8 +35,9 @@ std::string one_line(std::string s) {
 
 int main(int argc, char** argv) {
     using namespace evformer::tools;
-    CLI::App app{"evformer — spiking transformers with binary attention: train, simulate event "
-                 "by event, count every synaptic operation"};
+    CLI::App app{
+        "evformer — spiking transformers with binary attention: train, simulate event "
+        "by event, count every synaptic operation"};
     app.set_version_flag("--version", std::string("evformer ") + EVFORMER_VERSION);
     app.require_subcommand(1);
     auto& registry = command_registry();

@@ -31,8 +31,12 @@ struct Outcome {
     }
 };
 
-std::uint32_t le16(const Bytes& b, std::size_t i) { return b[i] | (std::uint32_t{b[i + 1]} << 8); }
-std::uint32_t le32(const Bytes& b, std::size_t i) { return le16(b, i) | (le16(b, i + 2) << 16); }
+std::uint32_t le16(const Bytes& b, std::size_t i) {
+    return b[i] | (std::uint32_t{b[i + 1]} << 8);
+}
+std::uint32_t le32(const Bytes& b, std::size_t i) {
+    return le16(b, i) | (le16(b, i + 2) << 16);
+}
 
 bool inside(const Geometry& g, std::uint32_t x, std::uint32_t y) {
     return !g.known() || (x < g.width && y < g.height);
@@ -229,8 +233,11 @@ std::optional<std::int64_t> strict_offset(const Bytes& bytes, const std::string&
 
 void check_matches(const Bytes& bytes, const std::string& format, const Outcome& expected) {
     for (const auto& [chunk, buffer] : std::vector<std::pair<std::size_t, std::size_t>>{
-             {std::size_t{1} << 16, 0}, {64, 0}, {1000, 0}, {777, 4099}, {std::size_t{1} << 16,
-                                                                           std::size_t{1} << 20}}) {
+             {std::size_t{1} << 16, 0},
+             {64, 0},
+             {1000, 0},
+             {777, 4099},
+             {std::size_t{1} << 16, std::size_t{1} << 20}}) {
         INFO(format << " chunk " << chunk << " buffer " << buffer);
         const auto got = decode_with(bytes, format, chunk, buffer);
         CHECK(got.events.size() == expected.events.size());
@@ -363,7 +370,9 @@ Bytes nmnist_stream(Rng& rng, std::uint32_t fault_every) {
 std::size_t body_start(const Bytes& b) {
     std::size_t pos = 0;
     while (pos < b.size() && b[pos] == '%')
-        pos = static_cast<std::size_t>(std::find(b.begin() + long(pos), b.end(), '\n') - b.begin()) + 1;
+        pos =
+            static_cast<std::size_t>(std::find(b.begin() + long(pos), b.end(), '\n') - b.begin()) +
+            1;
     return pos;
 }
 

@@ -38,8 +38,7 @@ void round_trip_type(const ScratchDir& dir) {
     CHECK(r.read<T>("scalar") == scalar);
     CHECK(r.shape("scalar").empty());
     CHECK(r.read<T>("empty").empty());
-    CHECK(r.read_rows<T>("a/b/tensor", 1, 1) ==
-          std::vector<T>(data.begin() + 12, data.end()));
+    CHECK(r.read_rows<T>("a/b/tensor", 1, 1) == std::vector<T>(data.begin() + 12, data.end()));
     CHECK(r.read_rows<T>("flat", 20, 4) == std::vector<T>(data.begin() + 20, data.end()));
 }
 
@@ -124,10 +123,8 @@ TEST_CASE("h5 reader errors name the file and the missing or misshapen tensor") 
                          doctest::Contains("no dataset /missing/tensor"), FileError);
     CHECK_THROWS_WITH_AS(r.read<float>("w", {3, 2}),
                          doctest::Contains("/w has shape (2, 3), expected (3, 2)"), FileError);
-    CHECK_THROWS_WITH_AS(r.read_rows<float>("w", 1, 5), doctest::Contains("rows 1..6"),
-                         FileError);
-    CHECK_THROWS_WITH_AS(h5::Reader(dir / "none.h5"), doctest::Contains("no such file"),
-                         FileError);
+    CHECK_THROWS_WITH_AS(r.read_rows<float>("w", 1, 5), doctest::Contains("rows 1..6"), FileError);
+    CHECK_THROWS_WITH_AS(h5::Reader(dir / "none.h5"), doctest::Contains("no such file"), FileError);
 }
 
 TEST_CASE("h5 writer rejects data whose length does not match the shape") {

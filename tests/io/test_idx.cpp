@@ -92,14 +92,12 @@ TEST_CASE("idx reader rejects trailing bytes and a truncated gzip stream") {
     auto images = idx_header({1, 2, 2});
     images.insert(images.end(), {1, 2, 3, 4, 5});
     write_bytes(dir / "long", images);
-    CHECK_THROWS_WITH_AS(io::read_idx(dir / "long"), doctest::Contains("trailing data"),
-                         FileError);
+    CHECK_THROWS_WITH_AS(io::read_idx(dir / "long"), doctest::Contains("trailing data"), FileError);
     images.pop_back();
     auto gz = gzip_bytes(images);
     gz.resize(gz.size() / 2);
     write_bytes(dir / "cut.gz", gz);
-    CHECK_THROWS_WITH_AS(io::read_idx(dir / "cut.gz"), doctest::Contains("truncated"),
-                         FileError);
+    CHECK_THROWS_WITH_AS(io::read_idx(dir / "cut.gz"), doctest::Contains("truncated"), FileError);
 }
 
 TEST_CASE("idx dataset rejects a label count that differs from the image count") {
@@ -136,7 +134,8 @@ TEST_CASE("a missing split file names what was expected") {
 TEST_CASE("the real Fashion-MNIST package decodes to 60000 + 10000 images of 28x28") {
     const std::filesystem::path dir = EVFORMER_FMNIST_DIR;
     if (!std::filesystem::exists(dir / "train-images-idx3-ubyte.gz")) {
-        MESSAGE("Fashion-MNIST not installed at " << dir << " (Debian package "
+        MESSAGE("Fashion-MNIST not installed at " << dir
+                                                  << " (Debian package "
                                                      "dataset-fashion-mnist); skipped");
         return;
     }

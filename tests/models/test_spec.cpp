@@ -63,8 +63,7 @@ TEST_CASE("the spec round-trips through JSON and rejects unknown keys and varian
     CHECK_THROWS_WITH_AS(ModelSpec::from_json(R"({"dimm": 64})"),
                          doctest::Contains("unknown key 'dimm'"), ConfigError);
     CHECK_THROWS_WITH_AS(ModelSpec::from_json(R"({"attention": {"variant": "softmax"}})"),
-                         doctest::Contains("ssa, bin, bin-shift, bin-mean, ssa-bin"),
-                         ConfigError);
+                         doctest::Contains("ssa, bin, bin-shift, bin-mean, ssa-bin"), ConfigError);
     CHECK_THROWS_WITH_AS(ModelSpec::from_json(R"({"dim": "big"})"),
                          doctest::Contains("'dim': wrong type"), ConfigError);
     CHECK_THROWS_AS(ModelSpec::from_json("{"), ConfigError);

@@ -29,16 +29,46 @@ const char* dtype_name(DType t) noexcept;
 /// The dtype of a C++ element type.
 template <class T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::f32; }
-template <> constexpr DType dtype_of<double>() { return DType::f64; }
-template <> constexpr DType dtype_of<std::int8_t>() { return DType::i8; }
-template <> constexpr DType dtype_of<std::uint8_t>() { return DType::u8; }
-template <> constexpr DType dtype_of<std::int16_t>() { return DType::i16; }
-template <> constexpr DType dtype_of<std::uint16_t>() { return DType::u16; }
-template <> constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
-template <> constexpr DType dtype_of<std::uint32_t>() { return DType::u32; }
-template <> constexpr DType dtype_of<std::int64_t>() { return DType::i64; }
-template <> constexpr DType dtype_of<std::uint64_t>() { return DType::u64; }
+template <>
+constexpr DType dtype_of<float>() {
+    return DType::f32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+    return DType::f64;
+}
+template <>
+constexpr DType dtype_of<std::int8_t>() {
+    return DType::i8;
+}
+template <>
+constexpr DType dtype_of<std::uint8_t>() {
+    return DType::u8;
+}
+template <>
+constexpr DType dtype_of<std::int16_t>() {
+    return DType::i16;
+}
+template <>
+constexpr DType dtype_of<std::uint16_t>() {
+    return DType::u16;
+}
+template <>
+constexpr DType dtype_of<std::int32_t>() {
+    return DType::i32;
+}
+template <>
+constexpr DType dtype_of<std::uint32_t>() {
+    return DType::u32;
+}
+template <>
+constexpr DType dtype_of<std::int64_t>() {
+    return DType::i64;
+}
+template <>
+constexpr DType dtype_of<std::uint64_t>() {
+    return DType::u64;
+}
 
 /// Number of elements a shape holds (1 for a scalar).
 std::size_t element_count(const Shape& shape) noexcept;
@@ -55,7 +85,7 @@ struct StorageOptions {
 
 /// Writes one HDF5 file atomically (temporary name, renamed on commit()).
 class Writer {
-public:
+  public:
     /// Opens a temporary file beside `final_path`; parent folders must exist.
     explicit Writer(std::filesystem::path final_path);
     ~Writer();
@@ -88,14 +118,14 @@ public:
     /// The temporary file being written (for tests of the atomic-write guarantee).
     const std::filesystem::path& temporary_path() const noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
 /// Reads an HDF5 file; every failure names the file and the object.
 class Reader {
-public:
+  public:
     explicit Reader(std::filesystem::path path);
     ~Reader();
     Reader(Reader&&) noexcept;
@@ -134,7 +164,7 @@ public:
     double attr_number(const std::string& object, const std::string& key) const;
     std::int64_t attr_int(const std::string& object, const std::string& key) const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

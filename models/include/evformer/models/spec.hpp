@@ -36,12 +36,12 @@ struct AttentionSpec {
 
 /// The architecture and its input: Spikformer-L-D with H heads over T time steps.
 struct ModelSpec {
-    std::size_t blocks = 2;        ///< L
-    std::size_t dim = 64;          ///< D
-    std::size_t heads = 4;         ///< H
-    std::size_t mlp_ratio = 4;     ///< hidden width of the MLP is mlp_ratio · D
-    std::size_t time_steps = 4;    ///< T
-    std::size_t in_channels = 1;   ///< 1 for grey images, 2 for event frames (polarities)
+    std::size_t blocks = 2;       ///< L
+    std::size_t dim = 64;         ///< D
+    std::size_t heads = 4;        ///< H
+    std::size_t mlp_ratio = 4;    ///< hidden width of the MLP is mlp_ratio · D
+    std::size_t time_steps = 4;   ///< T
+    std::size_t in_channels = 1;  ///< 1 for grey images, 2 for event frames (polarities)
     std::size_t in_height = 28;
     std::size_t in_width = 28;
     std::array<bool, 4> pool_after{false, false, true, true};  ///< max-pool after SPS stage i
@@ -72,6 +72,8 @@ struct ModelSpec {
 };
 
 /// Output size of the 3×3 / stride 2 / pad 1 max-pool.
-constexpr std::size_t pooled_size(std::size_t n) { return n == 0 ? 0 : (n - 1) / 2 + 1; }
+constexpr std::size_t pooled_size(std::size_t n) {
+    return n == 0 ? 0 : (n - 1) / 2 + 1;
+}
 
 }  // namespace evformer::models

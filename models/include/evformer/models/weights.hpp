@@ -36,13 +36,13 @@ std::vector<ParameterInfo> parameter_layout(const ModelSpec& spec);
 
 /// Where trained weights came from.
 struct Provenance {
-    std::string dataset;         ///< e.g. "fashion-mnist"
-    std::size_t epochs = 0;      ///< epochs trained
-    std::uint64_t seed = 0;      ///< random seed of the run
-    double accuracy = -1;        ///< test accuracy in [0, 1]; -1 if not evaluated
-    std::string command;         ///< the command line that made the weights
-    std::string created;         ///< ISO-8601 UTC time of writing
-    std::string tool_version;    ///< evformer version that wrote the file
+    std::string dataset;       ///< e.g. "fashion-mnist"
+    std::size_t epochs = 0;    ///< epochs trained
+    std::uint64_t seed = 0;    ///< random seed of the run
+    double accuracy = -1;      ///< test accuracy in [0, 1]; -1 if not evaluated
+    std::string command;       ///< the command line that made the weights
+    std::string created;       ///< ISO-8601 UTC time of writing
+    std::string tool_version;  ///< evformer version that wrote the file
 };
 
 /// A model: its spec, tensors by module path, and provenance.
