@@ -12,6 +12,22 @@
 namespace evformer::sim {
 namespace {
 
+#if defined(__AVX512F__)
+// a[j] += count·row[16j…16j+15] for j < V: one event's fan-out into V registers (a plain add
+// for count 1, so count-1 sums stay bit-identical to the scalar row loop).
+template <std::size_t V>
+inline void add_event_row(__m512 (&a)[V], const float* row, std::uint32_t count) {
+    if (count == 1) {
+        for (std::size_t j = 0; j < V; ++j)
+            a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
+    } else {
+        const __m512 m = _mm512_set1_ps(float(count));
+        for (std::size_t j = 0; j < V; ++j)
+            a[j] = _mm512_add_ps(a[j], _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
+    }
+}
+#endif
+
 // acc[k] += row[k] for k < n: the fan-out of one event (count 1).
 inline void add_row(float* __restrict acc, const float* __restrict row, std::size_t n) {
     for (std::size_t k = 0; k < n; ++k) acc[k] += row[k];
@@ -121,16 +137,7 @@ std::uint64_t conv_kernel(const Conv3x3& conv, const EventList& in, float* acc) 
                 __m512 a[V];
                 for (std::size_t j = 0; j < V; ++j) a[j] = _mm512_loadu_ps(out + 16 * j);
                 for (std::size_t e = e0; e < e1; ++e) {
-                    const float* row = tap + (neuron[e] - base) * 9 * co;
-                    if (count[e] == 1) {
-                        for (std::size_t j = 0; j < V; ++j)
-                            a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
-                    } else {
-                        const __m512 m = _mm512_set1_ps(float(count[e]));
-                        for (std::size_t j = 0; j < V; ++j)
-                            a[j] = _mm512_add_ps(a[j],
-                                                 _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
-                    }
+                    add_event_row<V>(a, tap + (neuron[e] - base) * 9 * co, count[e]);
                 }
                 for (std::size_t j = 0; j < V; ++j) _mm512_storeu_ps(out + 16 * j, a[j]);
             }
@@ -276,15 +283,7 @@ std::size_t linear_lif_kernel(const TokenLinear& lin, const EventList& in, const
         for (std::size_t j = 0; j < V; ++j) a[j] = bias[j];
         const std::size_t lo = n * fi, hi = lo + fi;
         for (; e < events && neuron[e] < hi; ++e) {
-            const float* row = w + (neuron[e] - lo) * fo;
-            if (count[e] == 1) {
-                for (std::size_t j = 0; j < V; ++j)
-                    a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(row + 16 * j));
-            } else {
-                const __m512 m = _mm512_set1_ps(float(count[e]));
-                for (std::size_t j = 0; j < V; ++j)
-                    a[j] = _mm512_add_ps(a[j], _mm512_mul_ps(m, _mm512_loadu_ps(row + 16 * j)));
-            }
+            add_event_row<V>(a, w + (neuron[e] - lo) * fo, count[e]);
         }
         float* vn = v + n * fo;
         for (std::size_t j = 0; j < V; ++j)

@@ -1,7 +1,5 @@
 // `evformer bench …`: the group that benchmark subcommands join (speed is measured here, never
 // asserted in tests).
-#include "cmd_bench.hpp"
-
 #include "command.hpp"
 
 namespace evformer::tools {

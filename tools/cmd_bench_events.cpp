@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "cmd_bench.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/bytes.hpp"

@@ -36,7 +36,7 @@ int& exit_code();
 /// Writes a report to a file, or to stdout for "-"; throws FileError naming the file.
 void write_text(const std::string& path, const std::string& text);
 
-/// The `bench` subcommand group; benchmarks register as "bench.<name>" and add themselves here.
+/// The `bench` subcommand group, created on first use; each benchmark adds itself to it.
 CLI::App* bench_group(CLI::App& app);
 
 }  // namespace evformer::tools
