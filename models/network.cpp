@@ -19,9 +19,13 @@ namespace {
 
 using Buf = std::vector<float>;
 
-// Reductions are split into this many fixed chunks whose partial sums are added in order, so
-// results do not depend on how the scheduler assigns chunks to threads.
+// Reductions are split into at most this many fixed chunks whose partial sums are added in order,
+// so results do not depend on how the scheduler assigns chunks to threads.
 constexpr std::size_t kReduceChunks = 32;
+// Wide reductions (weight gradients) use fewer chunks: each chunk owns a zeroed partial of the
+// whole width, and summing them is serial.
+constexpr std::size_t kWideReduceChunks = 8;
+constexpr std::size_t kWideReduce = 4096;
 
 // Runs f(i) for i in [0, n) in parallel (each i writes its own outputs).
 template <class F>
@@ -32,21 +36,50 @@ void parallel_items(std::size_t n, std::size_t grain, F&& f) {
                       });
 }
 
-// out[0:width] = Σ over fixed chunks of f(begin, end, partial), chunks added in order.
+// out[0:width] += Σ over fixed chunks of f(begin, end, partial), chunks added in order.
 template <class T, class F>
 void chunked_reduce(std::size_t items, std::size_t width, T* out, F&& f) {
-    const std::size_t chunk = std::max<std::size_t>(1, (items + kReduceChunks - 1) / kReduceChunks);
+    const std::size_t max_chunks = width > kWideReduce ? kWideReduceChunks : kReduceChunks;
+    const std::size_t chunk = std::max<std::size_t>(1, (items + max_chunks - 1) / max_chunks);
     const std::size_t chunks = (items + chunk - 1) / chunk;
-    std::vector<std::vector<T>> partial(chunks, std::vector<T>(width, T{}));
+    std::vector<T> partial(chunks * width, T{});
     parallel_items(chunks, 1, [&](std::size_t c) {
-        f(c * chunk, std::min(items, (c + 1) * chunk), partial[c].data());
+        f(c * chunk, std::min(items, (c + 1) * chunk), partial.data() + c * width);
     });
-    for (std::size_t c = 0; c < chunks; ++c)
-        for (std::size_t j = 0; j < width; ++j) out[j] += partial[c][j];
+    for (std::size_t c = 0; c < chunks; ++c) {
+        const T* src = partial.data() + c * width;
+        for (std::size_t j = 0; j < width; ++j) out[j] += src[j];
+    }
 }
 
 inline float sigmoid(float x) {
     return 1.f / (1.f + std::exp(-x));
+}
+
+// e^x for x in [−87, 88] within 2 ulp (Cephes' polynomial after range reduction by ln 2),
+// branch-free so that loops over it vectorise; arguments outside are clamped.
+inline float exp_fast(float x) {
+    x = std::min(88.f, std::max(-87.f, x));
+    const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.f;
+    const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+// The spike surrogate α·σ(αx)(1 − σ(αx)) in the vectorisable form α·e/(1 + e)², e = e^(−αx).
+inline float surrogate_fast(float x, float alpha) {
+    const float e = exp_fast(-alpha * x);
+    const float d = 1.f + e;
+    return alpha * e / (d * d);
 }
 
 // ---------------------------------------------------------------- LIF
@@ -58,25 +91,37 @@ struct LifParams {
     float alpha = 4.f;
 };
 
+constexpr std::size_t kLifChunk = 4096;
+
 // z: [T, S] input currents; writes the pre-spike membrane h and the spikes s.
 void lif_forward(const float* z, std::size_t steps, std::size_t size, const LifParams& p,
                  bool smooth, float* h, float* s) {
-    parallel_items((size + 4095) / 4096, 1, [&](std::size_t c) {
-        const std::size_t i0 = c * 4096, i1 = std::min(size, i0 + 4096);
-        std::vector<float> v(i1 - i0, p.v_reset);
+    parallel_items((size + kLifChunk - 1) / kLifChunk, 2, [&](std::size_t c) {
+        const std::size_t i0 = c * kLifChunk, n = std::min(size, i0 + kLifChunk) - i0;
+        float v[kLifChunk];
+        std::fill(v, v + n, p.v_reset);
         for (std::size_t t = 0; t < steps; ++t) {
-            const std::size_t off = t * size;
-            for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t off = t * size + i0;
+            const float* zt = z + off;
+            float* ht = h + off;
+            float* st = s + off;
+            if (smooth) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    const float hv = v[i] + (zt[i] - v[i]) / p.tau;
+                    const float sv = sigmoid(p.alpha * (hv - p.v_th));
+                    ht[i] = hv;
+                    st[i] = sv;
+                    v[i] = hv * (1.f - sv) + p.v_reset * sv;
+                }
+            } else {
                 // v ← v + (x − v)/τ, literally as DESIGN.md writes it (the simulator too)
-                const float hv = v[i - i0] + (z[off + i] - v[i - i0]) / p.tau;
-                float sv;
-                if (smooth)
-                    sv = sigmoid(p.alpha * (hv - p.v_th));
-                else
-                    sv = hv >= p.v_th ? 1.f : 0.f;
-                h[off + i] = hv;
-                s[off + i] = sv;
-                v[i - i0] = hv * (1.f - sv) + p.v_reset * sv;
+                for (std::size_t i = 0; i < n; ++i) {
+                    const float hv = v[i] + (zt[i] - v[i]) / p.tau;
+                    const bool fire = hv >= p.v_th;
+                    ht[i] = hv;
+                    st[i] = fire ? 1.f : 0.f;
+                    v[i] = fire ? p.v_reset : hv;
+                }
             }
         }
     });
@@ -86,19 +131,32 @@ void lif_forward(const float* z, std::size_t steps, std::size_t size, const LifP
 void lif_backward(const float* h, const float* s, const float* ds, std::size_t steps,
                   std::size_t size, const LifParams& p, bool smooth, float* dz) {
     const float decay = 1.f - 1.f / p.tau, gain = 1.f / p.tau;
-    parallel_items((size + 4095) / 4096, 1, [&](std::size_t c) {
-        const std::size_t i0 = c * 4096, i1 = std::min(size, i0 + 4096);
-        std::vector<float> dv(i1 - i0, 0.f);
+    parallel_items((size + kLifChunk - 1) / kLifChunk, 2, [&](std::size_t c) {
+        const std::size_t i0 = c * kLifChunk, n = std::min(size, i0 + kLifChunk) - i0;
+        float dv[kLifChunk];
+        std::fill(dv, dv + n, 0.f);
         for (std::size_t t = steps; t-- > 0;) {
-            const std::size_t off = t * size;
-            for (std::size_t i = i0; i < i1; ++i) {
-                const float sg0 = sigmoid(p.alpha * (h[off + i] - p.v_th));
-                const float sg = p.alpha * sg0 * (1.f - sg0);
-                const float sv = s[off + i];
-                float dh = ds[off + i] * sg + dv[i - i0] * (1.f - sv);
-                if (smooth) dh += dv[i - i0] * (p.v_reset - h[off + i]) * sg;
-                dz[off + i] = dh * gain;
-                dv[i - i0] = dh * decay;
+            const std::size_t off = t * size + i0;
+            const float* ht = h + off;
+            const float* st = s + off;
+            const float* gt = ds + off;
+            float* out = dz + off;
+            if (smooth) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    const float sg0 = sigmoid(p.alpha * (ht[i] - p.v_th));
+                    const float sg = p.alpha * sg0 * (1.f - sg0);
+                    float dh = gt[i] * sg + dv[i] * (1.f - st[i]);
+                    dh += dv[i] * (p.v_reset - ht[i]) * sg;
+                    out[i] = dh * gain;
+                    dv[i] = dh * decay;
+                }
+            } else {
+                for (std::size_t i = 0; i < n; ++i) {
+                    const float sg = surrogate_fast(ht[i] - p.v_th, p.alpha);
+                    const float dh = gt[i] * sg + dv[i] * (1.f - st[i]);
+                    out[i] = dh * gain;
+                    dv[i] = dh * decay;
+                }
             }
         }
     });
@@ -120,33 +178,63 @@ struct BatchNorm {
     Buf batch_var;     // unbiased, for the running update
     std::size_t count = 0;
 
+    // Per-channel Σ f(y) and Σ g(y) over rows × plane into sums[0:C] and sums[C:2C]: float sums
+    // within a plane or a chunk of rows, double across them.
+    template <class F1, class F2>
+    void channel_sums(const float* y, const float* y2, std::size_t rows, std::size_t plane,
+                      double* sums, F1&& f1, F2&& f2) const {
+        const std::size_t c_n = channels;
+        chunked_reduce(rows, 2 * c_n, sums, [&](std::size_t r0, std::size_t r1, double* part) {
+            if (plane == 1) {  // token rows [R, C]: vectorise over channels
+                thread_local Buf acc;
+                acc.assign(2 * c_n, 0.f);
+                for (std::size_t r = r0; r < r1; ++r) {
+                    const float* a = y + r * c_n;
+                    const float* b = y2 + r * c_n;
+                    for (std::size_t c = 0; c < c_n; ++c) {
+                        acc[c] += f1(a[c], b[c], c);
+                        acc[c_n + c] += f2(a[c], b[c], c);
+                    }
+                }
+                for (std::size_t j = 0; j < 2 * c_n; ++j) part[j] += acc[j];
+                return;
+            }
+            for (std::size_t r = r0; r < r1; ++r)
+                for (std::size_t c = 0; c < c_n; ++c) {
+                    const float* a = y + (r * c_n + c) * plane;
+                    const float* b = y2 + (r * c_n + c) * plane;
+                    float s1 = 0, s2 = 0;
+                    for (std::size_t q = 0; q < plane; ++q) {
+                        s1 += f1(a[q], b[q], c);
+                        s2 += f2(a[q], b[q], c);
+                    }
+                    part[c] += s1;
+                    part[c_n + c] += s2;
+                }
+        });
+    }
+
     void forward(const float* y, std::size_t rows, std::size_t plane, bool train, float* z) {
         const std::size_t c_n = channels;
         mean.assign(c_n, 0.f);
         invstd.assign(c_n, 0.f);
         if (train) {
+            // shifted by a sample of each channel so that float sums of squares stay exact
+            Buf pivot(c_n);
+            for (std::size_t c = 0; c < c_n; ++c) pivot[c] = y[c * plane];
+            const float* pv = pivot.data();
             std::vector<double> sums(2 * c_n, 0.0);
-            chunked_reduce(rows, 2 * c_n, sums.data(),
-                           [&](std::size_t r0, std::size_t r1, double* part) {
-                               for (std::size_t r = r0; r < r1; ++r)
-                                   for (std::size_t c = 0; c < c_n; ++c) {
-                                       const float* src = y + (r * c_n + c) * plane;
-                                       double s1 = 0, s2 = 0;
-                                       for (std::size_t q = 0; q < plane; ++q) {
-                                           s1 += src[q];
-                                           s2 += double(src[q]) * src[q];
-                                       }
-                                       part[c] += s1;
-                                       part[c_n + c] += s2;
-                                   }
-                           });
+            channel_sums(
+                y, y, rows, plane, sums.data(),
+                [pv](float a, float, std::size_t c) { return a - pv[c]; },
+                [pv](float a, float, std::size_t c) { return (a - pv[c]) * (a - pv[c]); });
             count = rows * plane;
             const double m = static_cast<double>(count);
             batch_var.assign(c_n, 0.f);
             for (std::size_t c = 0; c < c_n; ++c) {
-                const double mu = sums[c] / m;
-                const double var = std::max(0.0, sums[c_n + c] / m - mu * mu);
-                mean[c] = static_cast<float>(mu);
+                const double d = sums[c] / m;
+                const double var = std::max(0.0, sums[c_n + c] / m - d * d);
+                mean[c] = static_cast<float>(pv[c] + d);
                 invstd[c] = static_cast<float>(1.0 / std::sqrt(var + eps));
                 batch_var[c] = static_cast<float>(count > 1 ? var * m / (m - 1) : var);
             }
@@ -156,13 +244,24 @@ struct BatchNorm {
                 invstd[c] = 1.f / std::sqrt(running_var[c] + eps);
             }
         }
-        parallel_items(rows, 16, [&](std::size_t r) {
+        Buf scale(c_n), shift(c_n);
+        for (std::size_t c = 0; c < c_n; ++c) {
+            scale[c] = weight[c] * invstd[c];
+            shift[c] = bias[c] - mean[c] * scale[c];
+        }
+        const float* sc = scale.data();
+        const float* sh = shift.data();
+        parallel_items(rows, plane == 1 ? 256 : 16, [&](std::size_t r) {
+            if (plane == 1) {
+                const float* src = y + r * c_n;
+                float* dst = z + r * c_n;
+                for (std::size_t c = 0; c < c_n; ++c) dst[c] = src[c] * sc[c] + sh[c];
+                return;
+            }
             for (std::size_t c = 0; c < c_n; ++c) {
-                const float scale = weight[c] * invstd[c];
-                const float shift = bias[c] - mean[c] * scale;
                 const float* src = y + (r * c_n + c) * plane;
                 float* dst = z + (r * c_n + c) * plane;
-                for (std::size_t q = 0; q < plane; ++q) dst[q] = src[q] * scale + shift;
+                for (std::size_t q = 0; q < plane; ++q) dst[q] = src[q] * sc[c] + sh[c];
             }
         });
     }
@@ -179,21 +278,11 @@ struct BatchNorm {
     void backward(const float* y, const float* dz, std::size_t rows, std::size_t plane, float* dy) {
         const std::size_t c_n = channels;
         std::vector<double> sums(2 * c_n, 0.0);
-        chunked_reduce(rows, 2 * c_n, sums.data(),
-                       [&](std::size_t r0, std::size_t r1, double* part) {
-                           for (std::size_t r = r0; r < r1; ++r)
-                               for (std::size_t c = 0; c < c_n; ++c) {
-                                   const float* ys = y + (r * c_n + c) * plane;
-                                   const float* gs = dz + (r * c_n + c) * plane;
-                                   double s1 = 0, s2 = 0;
-                                   for (std::size_t q = 0; q < plane; ++q) {
-                                       s1 += gs[q];
-                                       s2 += double(gs[q]) * (ys[q] - mean[c]);
-                                   }
-                                   part[c] += s1;
-                                   part[c_n + c] += s2 * invstd[c];
-                               }
-                       });
+        const float* mu = mean.data();
+        channel_sums(
+            dz, y, rows, plane, sums.data(), [](float g, float, std::size_t) { return g; },
+            [mu](float g, float v, std::size_t c) { return g * (v - mu[c]); });
+        for (std::size_t c = 0; c < c_n; ++c) sums[c_n + c] *= invstd[c];
         const double m = static_cast<double>(rows * plane);
         std::vector<float> a(c_n), b(c_n), k(c_n);
         for (std::size_t c = 0; c < c_n; ++c) {
@@ -203,15 +292,28 @@ struct BatchNorm {
             b[c] = static_cast<float>(sums[c] / m);
             k[c] = static_cast<float>(sums[c_n + c] / m);
         }
-        parallel_items(rows, 16, [&](std::size_t r) {
+        // dy = a·(dz − b − x̂·k), x̂ = (y − mean)·invstd
+        Buf gy(c_n), g0(c_n);
+        for (std::size_t c = 0; c < c_n; ++c) {
+            gy[c] = a[c] * k[c] * invstd[c];
+            g0[c] = a[c] * b[c];
+        }
+        const float *pa = a.data(), *py = gy.data(), *p0 = g0.data(), *mu0 = mean.data();
+        parallel_items(rows, plane == 1 ? 256 : 16, [&](std::size_t r) {
+            if (plane == 1) {
+                const float* ys = y + r * c_n;
+                const float* gs = dz + r * c_n;
+                float* out = dy + r * c_n;
+                for (std::size_t c = 0; c < c_n; ++c)
+                    out[c] = pa[c] * gs[c] - py[c] * (ys[c] - mu0[c]) - p0[c];
+                return;
+            }
             for (std::size_t c = 0; c < c_n; ++c) {
                 const float* ys = y + (r * c_n + c) * plane;
                 const float* gs = dz + (r * c_n + c) * plane;
                 float* out = dy + (r * c_n + c) * plane;
-                for (std::size_t q = 0; q < plane; ++q) {
-                    const float xhat = (ys[q] - mean[c]) * invstd[c];
-                    out[q] = a[c] * (gs[q] - b[c] - xhat * k[c]);
-                }
+                for (std::size_t q = 0; q < plane; ++q)
+                    out[q] = pa[c] * gs[q] - py[c] * (ys[q] - mu0[c]) - p0[c];
             }
         });
     }
@@ -233,22 +335,24 @@ void conv_forward(const float* in, std::size_t images, std::size_t cin, std::siz
 }
 
 // Gradients of conv_forward: dW += Σ dout·colᵀ; din = col2im(Wᵀ·dout) when din is not null.
+// The weight gradient is accumulated transposed (dWᵀ += col·doutᵀ), which transposes the small
+// dout instead of the nine-times larger col.
 void conv_backward(const float* in, const float* dout, std::size_t images, std::size_t cin,
                    std::size_t cout, std::size_t h, std::size_t w, const float* weight,
                    float* grad_weight, float* din) {
     const std::size_t plane = h * w, k = cin * 9;
-    Buf wt(k * cout);
+    Buf wt(k * cout), gwt(k * cout, 0.f);
     kernels::transpose(cout, k, weight, wt.data());
-    chunked_reduce(images, cout * k, grad_weight, [&](std::size_t n0, std::size_t n1, float* part) {
-        thread_local Buf col, colt, dcol;
+    chunked_reduce(images, k * cout, gwt.data(), [&](std::size_t n0, std::size_t n1, float* part) {
+        thread_local Buf col, gt, dcol;
         col.resize(k * plane);
-        colt.resize(plane * k);
+        gt.resize(plane * cout);
         if (din) dcol.resize(k * plane);
         for (std::size_t n = n0; n < n1; ++n) {
             const float* g = dout + n * cout * plane;
             kernels::im2col3x3(in + n * cin * plane, cin, h, w, col.data());
-            kernels::transpose(k, plane, col.data(), colt.data());
-            kernels::gemm(cout, k, plane, g, plane, colt.data(), k, part, k, true);
+            kernels::transpose(cout, plane, g, gt.data());
+            kernels::gemm(k, cout, plane, col.data(), plane, gt.data(), cout, part, cout, true);
             if (din) {
                 kernels::gemm(k, plane, cout, wt.data(), cout, g, plane, dcol.data(), plane, false);
                 float* di = din + n * cin * plane;
@@ -257,6 +361,8 @@ void conv_backward(const float* in, const float* dout, std::size_t images, std::
             }
         }
     });
+    for (std::size_t o = 0; o < cout; ++o)
+        for (std::size_t j = 0; j < k; ++j) grad_weight[o * k + j] += gwt[j * cout + o];
 }
 
 constexpr std::size_t kRowBlock = 96;
@@ -597,11 +703,12 @@ struct DenseSpikformer::Impl {
         const float scale = static_cast<float>(spec.attention.scale);
         const float kappa = static_cast<float>(spec.attention.kappa);
         const auto delta = deltas(b);
-        b.attn_pre.assign(rows * d, 0.f);
+        b.attn_pre.resize(rows * d);  // every entry is written below
         std::vector<double> c_sum(rows_tb * heads, 0.0), nz(rows_tb * heads, 0.0);
         parallel_items(rows_tb * heads, 4, [&](std::size_t task) {
             const std::size_t tb = task / heads, hd = task % heads;
-            Buf m(n_tok * n_tok);
+            thread_local Buf m;
+            m.resize(n_tok * n_tok);
             const float* q = b.q.s.data() + tb * n_tok * d + hd * dh;
             const float* k = b.k.s.data() + tb * n_tok * d + hd * dh;
             const float* v = b.v.s.data() + tb * n_tok * d + hd * dh;
@@ -676,11 +783,19 @@ struct DenseSpikformer::Impl {
             if (p || (variant.binary && smooth)) {
                 float mx = mrow[0];
                 for (std::size_t j = 1; j < n_tok; ++j) mx = std::max(mx, mrow[j]);
+                thread_local Buf e;
+                e.resize(n_tok);
+                float z = 0;
+                if (smooth) {  // exact exponentials for the finite-difference checks
+                    for (std::size_t j = 0; j < n_tok; ++j) e[j] = std::exp(mrow[j] - mx);
+                } else {
+                    for (std::size_t j = 0; j < n_tok; ++j) e[j] = exp_fast(mrow[j] - mx);
+                }
+                for (std::size_t j = 0; j < n_tok; ++j) z += e[j];
+                const float inv_z = 1.f / z;
                 float* prow = p ? p + i * n_tok : nullptr;
-                double z = 0;
-                for (std::size_t j = 0; j < n_tok; ++j) z += std::exp(double(mrow[j] - mx));
                 for (std::size_t j = 0; j < n_tok; ++j) {
-                    const float pj = static_cast<float>(std::exp(double(mrow[j] - mx)) / z);
+                    const float pj = e[j] * inv_z;
                     if (prow) prow[j] = pj;
                     if (variant.binary && smooth) mrow[j] = kappa * pj;
                 }
@@ -877,8 +992,12 @@ struct DenseSpikformer::Impl {
         const std::size_t dh = spec.head_dim(), rows = rows_tb * n_tok;
         const float scale = static_cast<float>(spec.attention.scale);
         const float kappa = static_cast<float>(spec.attention.kappa);
-        Buf dout = dpre;
+        thread_local Buf dout_centred;
+        const Buf* dout_ptr = &dpre;
         if (b.batch_shift) {  // pre = out − mean(out): centre the gradient
+            dout_centred = dpre;
+            dout_ptr = &dout_centred;
+            Buf& dout = dout_centred;
             std::vector<double> ch(d, 0.0);
             chunked_reduce(rows, d, ch.data(), [&](std::size_t r0, std::size_t r1, double* part) {
                 for (std::size_t r = r0; r < r1; ++r)
@@ -900,8 +1019,10 @@ struct DenseSpikformer::Impl {
             const float* q = b.q.s.data() + off;
             const float* k = b.k.s.data() + off;
             const float* v = b.v.s.data() + off;
-            const float* go = dout.data() + off;
-            Buf m(n_tok * n_tok), p, dm(n_tok * n_tok);
+            const float* go = dout_ptr->data() + off;
+            thread_local Buf m, p, dm;
+            m.resize(n_tok * n_tok);
+            dm.resize(n_tok * n_tok);
             if (variant.binary) p.resize(n_tok * n_tok);
             attention_map(q, k, delta[hd], kappa, m.data(), nullptr, nullptr,
                           variant.binary ? p.data() : nullptr);
