@@ -537,6 +537,8 @@ AttrValue Reader::attr(const std::string& object, const std::string& key) const 
             char* text = nullptr;
             Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
             H5Tset_size(mem.get(), H5T_VARIABLE);
+            // h5py writes UTF-8 strings; HDF5 converts between character sets not at all
+            H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
             if (H5Aread(a.get(), mem.get(), &text) < 0) impl_->fail("unreadable " + where);
             std::string s = text ? text : "";
             H5free_memory(text);

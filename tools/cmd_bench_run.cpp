@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/idx.hpp"
@@ -29,6 +31,7 @@ struct BenchOptions {
     std::string model;
     std::size_t samples = 200;
     std::string save_weights;
+    bool json = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -186,6 +189,22 @@ void bench(const BenchOptions& opt) {
     fmt::print("  PyTorch CPU anchor b=64 (issue)      {:8.3f}   {:6.2f}x   goal > 1x\n",
                kTorchBatch64Ms, kTorchBatch64Ms / engine.ms_per_sample);
 
+    if (opt.json) {
+        // one line, last on stdout, for scripts (scripts/bench/compare.sh). The engine always
+        // runs one sample at a time, so its ms/sample is the figure for either batch size.
+        const nlohmann::json j{{"benchmark", "run"},
+                               {"model", label},
+                               {"samples", count},
+                               {"ms_per_sample_batch1", engine.ms_per_sample},
+                               {"ms_per_sample_batch64", engine.ms_per_sample},
+                               {"cpu_ms_per_sample", engine.cpu_ms_per_sample},
+                               {"sops_per_sample", engine.sops},
+                               {"sops_per_s", sops_per_s},
+                               {"dense_ms_per_sample_batch1", dense1},
+                               {"dense_ms_per_sample_batch64", dense64}};
+        fmt::print("{}\n", j.dump());
+        return;
+    }
     fmt::print("\ncost vs activity (input intensity sweep, {} samples each)\n",
                std::min<std::size_t>(count, 100));
     fmt::print("  {:<22} {:>12} {:>12} {:>10} {:>10}\n", "input", "spikes", "SOPs", "ms",
@@ -217,6 +236,8 @@ const RegisterCommand reg("bench.run", [](CLI::App& app) {
     cmd->add_option("--samples", opt->samples, "Test samples to time (default 200)");
     cmd->add_option("--save-weights", opt->save_weights,
                     "Also write the weights used (e.g. the generated random ones) to FILE");
+    cmd->add_flag("--json", opt->json,
+                  "End with one JSON line of the figures (and skip the activity sweep)");
     cmd->callback([opt] { bench(*opt); });
 });
 

@@ -10,6 +10,8 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "command.hpp"
 #include "evformer/models/kernels.hpp"
 #include "evformer/models/network.hpp"
@@ -23,6 +25,7 @@ struct BenchTrainOptions {
     std::size_t warmup = 2;
     std::size_t threads = 0;
     std::string variant = "ssa-bin";
+    bool json = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -97,6 +100,20 @@ void run_bench(const BenchTrainOptions& opt) {
         "(batch 64): ratio {:.2f}x\n",
         sps / 80.0);
     fmt::print("  peak RSS: {:.0f} MiB\n", peak_rss_mib());
+    if (opt.json) {
+        // one line, last on stdout, for scripts (scripts/bench/compare.sh)
+        const nlohmann::json j{{"benchmark", "train"},
+                               {"variant", opt.variant},
+                               {"batch", opt.batch},
+                               {"threads", threads},
+                               {"steps", opt.steps},
+                               {"samples_per_s", sps},
+                               {"ms_per_step", 1000.0 * train_s / double(opt.steps)},
+                               {"eval_samples_per_s", double(opt.steps * opt.batch) / eval_s},
+                               {"peak_rss_mib", peak_rss_mib()}};
+        fmt::print("{}\n", j.dump());
+        return;
+    }
     fmt::print("GEMM vs naive triple loop, one thread, shapes of this model:\n");
     bench_gemm(spec.dim / 2, spec.in_height * spec.in_width, spec.dim / 4 * 9, "conv2 forward");
     bench_gemm(96, spec.mlp_hidden(), spec.dim, "fc1 forward, row block");
@@ -113,6 +130,8 @@ const RegisterCommand reg("bench.train", [](CLI::App& app) {
     cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
     cmd->add_option("--variant", opt->variant,
                     "Attention variant: " + sim::attention_variant_names());
+    cmd->add_flag("--json", opt->json,
+                  "End with one JSON line of the figures (and skip the GEMM comparison)");
     cmd->callback([opt] { run_bench(*opt); });
 });
 

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <hdf5.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,6 +78,27 @@ TEST_CASE("h5 store keeps string and number attributes on groups and datasets") 
     CHECK_FALSE(r.has_attr("/", "nope"));
     CHECK_THROWS_WITH_AS(r.attr_string("/", "version"), doctest::Contains("expected a string"),
                          FileError);
+}
+
+TEST_CASE("h5 reader reads UTF-8 variable-length string attributes (as h5py writes them)") {
+    ScratchDir dir;
+    const auto file = dir / "h5py-like.h5";
+    {  // what h5py does for f.attrs["format"] = "…": a scalar variable-length UTF-8 string
+        const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        const hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        H5Tset_cset(type, H5T_CSET_UTF8);
+        const hid_t space = H5Screate(H5S_SCALAR);
+        const hid_t a = H5Acreate2(f, "format", type, space, H5P_DEFAULT, H5P_DEFAULT);
+        const char* text = "evformer-weights \u00b5s";
+        REQUIRE(H5Awrite(a, type, &text) >= 0);
+        H5Aclose(a);
+        H5Sclose(space);
+        H5Tclose(type);
+        H5Fclose(f);
+    }
+    h5::Reader r(file);
+    CHECK(r.attr_string("/", "format") == "evformer-weights \u00b5s");
 }
 
 TEST_CASE("h5 appendable datasets grow chunk by chunk") {
