@@ -23,7 +23,6 @@ struct TrainCli {
     std::size_t threads = 0;
     bool resume = false;
     bool no_flip = false;
-    std::string command;
     CLI::App* app = nullptr;
 };
 
@@ -84,7 +83,7 @@ void run_train(TrainCli& cli) {
         cfg.weight_decay, cfg.seed);
     std::fflush(stdout);
     const auto summary =
-        models::train(cfg, cli.resume, cli.command, [&](const models::Progress& p) {
+        models::train(cfg, cli.resume, command_line(), [&](const models::Progress& p) {
             if (p.epoch_end) {
                 if (tty) std::fprintf(stderr, "\n");
                 std::string rates;

@@ -33,6 +33,10 @@ struct RegisterCommand {
 /// Exit code of the last subcommand that ran (callbacks set it; 0 by default).
 int& exit_code();
 
+/// The command line the program was started with, arguments joined by spaces (quoted where
+/// they hold a space), for provenance records.
+std::string& command_line();
+
 /// Writes a report to a file, or to stdout for "-"; throws FileError naming the file.
 void write_text(const std::string& path, const std::string& text);
 

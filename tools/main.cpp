@@ -21,6 +21,11 @@ int& exit_code() {
     return code;
 }
 
+std::string& command_line() {
+    static std::string line;
+    return line;
+}
+
 }  // namespace evformer::tools
 
 namespace {
@@ -35,6 +40,11 @@ std::string one_line(std::string s) {
 
 int main(int argc, char** argv) {
     using namespace evformer::tools;
+    for (int i = 0; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (i > 0) command_line() += ' ';
+        command_line() += arg.find(' ') == std::string::npos ? arg : "'" + arg + "'";
+    }
     CLI::App app{
         "evformer — spiking transformers with binary attention: train, simulate event "
         "by event, count every synaptic operation"};

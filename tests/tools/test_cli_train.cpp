@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
+#include "evformer/io/h5.hpp"
+#include "evformer/models/weights.hpp"
 #include "support.hpp"
 
 using evformer::test::count_lines;
@@ -37,4 +41,41 @@ TEST_CASE("train with a bad config file names the key") {
     const auto r = run_evformer("train --config " + cfg.string());
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("'x'") != std::string::npos);
+}
+
+TEST_CASE("train records its command line; grad writes the loss and every gradient") {
+    const std::string data = EVFORMER_FMNIST_DIR;
+    if (!std::filesystem::exists(std::filesystem::path(data) / "train-labels-idx1-ubyte.gz"))
+        return;
+    ScratchDir dir;
+    const auto model = dir / "m.h5";
+    const std::string train_args = "train --data " + data +
+                                   " --dim 16 --heads 2 --blocks 1 --time-steps 2 --epochs 1 "
+                                   "--batch 16 --limit-train 32 --out " +
+                                   model.string();
+    const auto t = run_evformer(train_args);
+    REQUIRE(t.exit_code == 0);
+    const auto w = evformer::models::load_weights(model);
+    CHECK(w.provenance.command == std::string(EVFORMER_BINARY) + " " + train_args);
+
+    const auto grads = dir / "g.h5";
+    const auto g = run_evformer("grad " + model.string() + " --data " + data + " --batch 4 --out " +
+                                grads.string());
+    REQUIRE(g.exit_code == 0);
+    evformer::io::h5::Reader r(grads);
+    CHECK(r.attr_string("/", "format") == "evformer-gradients");
+    CHECK(r.attr_number("/", "loss") > 0);
+    for (const auto& p : evformer::models::parameter_layout(w.spec)) {
+        using Kind = evformer::models::ParameterInfo::Kind;
+        const bool trainable = p.kind == Kind::weight || p.kind == Kind::bias ||
+                               p.kind == Kind::bn_weight || p.kind == Kind::bn_bias;
+        CAPTURE(p.name);
+        CHECK(r.is_dataset(p.name) == trainable);
+    }
+
+    const auto bad = run_evformer("grad " + model.string() + " --data " + data +
+                                  " --first 59999 --batch 4 --out " + grads.string());
+    CHECK(bad.exit_code != 0);
+    CHECK(count_lines(bad.err) == 1);
+    CHECK(bad.err.find("outside") != std::string::npos);
 }

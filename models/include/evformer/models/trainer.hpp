@@ -20,13 +20,13 @@ struct TrainConfig {
     std::string data = "fashion-mnist";  ///< dataset name or folder of IDX files
     std::size_t epochs = 10;
     std::size_t batch = 64;
-    double lr = 2e-3;            ///< peak learning rate
+    double lr = 5e-3;            ///< peak learning rate
     double min_lr = 1e-5;        ///< end of the cosine decay
     double weight_decay = 0.03;  ///< decoupled (AdamW), on conv/linear weights only
     double beta1 = 0.9;
     double beta2 = 0.999;
     double adam_eps = 1e-8;
-    double warmup_epochs = 1.0;  ///< linear warm-up length, in epochs
+    double warmup_epochs = 0.3;  ///< linear warm-up length, in epochs
     double label_smoothing = 0.1;
     std::size_t crop_pad = 2;  ///< random crop with this zero padding (0 = off)
     bool hflip = true;         ///< random horizontal flip
