@@ -62,10 +62,7 @@ void bench_gemm(std::size_t m, std::size_t n, std::size_t k, const char* what) {
 }
 
 void run_bench(const BenchTrainOptions& opt) {
-    std::unique_ptr<tbb::global_control> limit;
-    if (opt.threads > 0)
-        limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
-                                                      opt.threads);
+    const auto limit = limit_threads(opt.threads);
     const std::size_t threads =
         opt.threads > 0 ? opt.threads : static_cast<std::size_t>(tbb::info::default_concurrency());
     models::ModelSpec spec;

@@ -24,10 +24,7 @@ struct EvalOptions {
 };
 
 void run_eval(const EvalOptions& opt) {
-    std::unique_ptr<tbb::global_control> limit;
-    if (opt.threads > 0)
-        limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
-                                                      opt.threads);
+    const auto limit = limit_threads(opt.threads);
     const auto weights = models::load_weights(opt.model);
     const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
     models::DenseSpikformer net(weights);

@@ -30,10 +30,7 @@ struct GradOptions {
 };
 
 void run_grad(const GradOptions& opt) {
-    std::unique_ptr<tbb::global_control> limit;
-    if (opt.threads > 0)
-        limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
-                                                      opt.threads);
+    const auto limit = limit_threads(opt.threads);
     const auto weights = models::load_weights(opt.model);
     const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
     models::check_model_fits(weights.spec, opt.model, 1, data.rows, data.cols, data.classes);

@@ -69,10 +69,7 @@ void run_train(TrainCli& cli) {
     if (given("--lambda")) cfg.model.attention.lambda = f.model.attention.lambda;
     if (given("--scale")) cfg.model.attention.scale = f.model.attention.scale;
     cfg.validate();
-    std::unique_ptr<tbb::global_control> limit;
-    if (cli.threads > 0)
-        limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
-                                                      cli.threads);
+    const auto limit = limit_threads(cli.threads);
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
     fmt::print(

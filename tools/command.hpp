@@ -2,9 +2,12 @@
 // so adding a subcommand touches no central list.
 #pragma once
 
+#include <tbb/global_control.h>
 #include <CLI/CLI.hpp>
 
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,14 @@ std::string& command_line();
 
 /// Writes a report to a file, or to stdout for "-"; throws FileError naming the file.
 void write_text(const std::string& path, const std::string& text);
+
+/// Caps oneTBB's worker threads at `threads` while the returned object lives (0: no cap, all
+/// cores).
+inline std::unique_ptr<tbb::global_control> limit_threads(std::size_t threads) {
+    if (threads == 0) return nullptr;
+    return std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                 threads);
+}
 
 /// The `bench` subcommand group, created on first use; each benchmark adds itself to it.
 CLI::App* bench_group(CLI::App& app);
