@@ -75,9 +75,10 @@ inline float exp_fast(float x) {
     return y * scale;
 }
 
-// The spike surrogate α·σ(αx)(1 − σ(αx)) in the vectorisable form α·e/(1 + e)², e = e^(−αx).
+// The spike surrogate α·σ(αx)(1 − σ(αx)) in the vectorisable form α·e/(1 + e)², e = e^(−α|x|)
+// (the surrogate is even in x; e ≤ 1 keeps every term finite for any membrane value).
 inline float surrogate_fast(float x, float alpha) {
-    const float e = exp_fast(-alpha * x);
+    const float e = exp_fast(-alpha * std::abs(x));
     const float d = 1.f + e;
     return alpha * e / (d * d);
 }
@@ -489,6 +490,10 @@ struct Block {
 double spike_surrogate(double x, double alpha) {
     const double s = 1.0 / (1.0 + std::exp(-alpha * x));
     return alpha * s * (1.0 - s);
+}
+
+float spike_surrogate_fast(float x, float alpha) {
+    return surrogate_fast(x, alpha);
 }
 
 double FiringCounts::rate(const std::string& population) const {

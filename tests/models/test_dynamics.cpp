@@ -54,6 +54,31 @@ TEST_CASE("surrogate gradient is alpha sigma(alpha x)(1 - sigma(alpha x))") {
     CHECK(m::spike_surrogate(0.0, 4.0) == doctest::Approx(1.0));
 }
 
+TEST_CASE("the backward pass's float surrogate matches the formula and stays finite") {
+    double worst = 0;
+    for (int i = -4000; i <= 4000; ++i) {  // x in [−40, 40]: from saturation to the peak
+        const float x = 0.01f * static_cast<float>(i);
+        // α·σ(αx)(1 − σ(αx)) evaluated without cancellation: α·e/(1 + e)², e = exp(−α|x|)
+        const double e = std::exp(-4.0 * std::abs(double(x)));
+        const double want = 4.0 * e / ((1 + e) * (1 + e));
+        const double got = m::spike_surrogate_fast(x, 4.f);
+        CAPTURE(x);
+        REQUIRE(std::isfinite(got));
+        if (want > 1e-30)  // float's normal range
+            worst = std::max(worst, std::abs(got - want) / want);
+        else
+            CHECK(got <= 1e-30);
+    }
+    MESSAGE("largest relative error ", worst);
+    CHECK(worst < 1e-5);
+    CHECK(m::spike_surrogate_fast(0.f, 4.f) == doctest::Approx(1.0).epsilon(1e-6));
+    for (float x : {1e4f, -1e4f, 3e38f, -3e38f}) {  // far outside: vanishing, never NaN or inf
+        CAPTURE(x);
+        CHECK(m::spike_surrogate_fast(x, 4.f) >= 0.f);
+        CHECK(m::spike_surrogate_fast(x, 4.f) <= 1e-30f);
+    }
+}
+
 TEST_CASE("sps/lif0 charges, fires at v >= v_th and resets to zero (hand-worked sequences)") {
     // conv0 passes the pixel through (centre tap 1), BN is the identity: lif0 sees the pixel
     auto spec = small_spec(AttentionVariant::ssa);

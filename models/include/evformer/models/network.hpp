@@ -129,6 +129,10 @@ class DenseSpikformer {
 /// Surrogate gradient of the spike: α·σ(αx)(1 − σ(αx)), x = v − v_th.
 double spike_surrogate(double x, double alpha);
 
+/// The same surrogate in float as the training backward pass computes it (a branch-free,
+/// vectorisable e^x; within a few ulp of the formula).
+float spike_surrogate_fast(float x, float alpha);
+
 /// A model of this spec initialised for training: conv weights U(±1/√fan_in), linear weights
 /// truncated normal (std 0.02), biases 0, BN weight 1 and bias 0, running statistics neutral.
 ModelWeights init_weights(const ModelSpec& spec, std::uint64_t seed);
