@@ -9,15 +9,32 @@
 #include <optional>
 
 #include "evformer/models/builder.hpp"
+#include "evformer/models/trainer.hpp"
 
 namespace evformer::models {
 
-SimulationResult simulate_dataset(const ModelWeights& weights, const io::ImageDataset& data,
+std::vector<sim::EventList> engine_events(const io::SparseFrames& frames) {
+    std::vector<sim::EventList> out(frames.frames);
+    const std::size_t plane = frames.height * frames.width;
+    for (std::size_t t = 0; t < frames.frames; ++t) {
+        auto& list = out[t];
+        list.reserve(frames.frame_begin[t + 1] - frames.frame_begin[t]);
+        for (std::size_t e = frames.frame_begin[t]; e < frames.frame_begin[t + 1]; ++e) {
+            const std::size_t c = frames.index[e] / plane, pixel = frames.index[e] % plane;
+            list.push(static_cast<std::uint32_t>(pixel * frames.channels + c), frames.count[e]);
+        }
+    }
+    return out;
+}
+
+SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleSource& samples,
                                   const SimulationOptions& options, const std::string& model) {
     options.energy.validate();
-    check_model_fits(weights.spec, model, 1, data.rows, data.cols, data.classes);
+    check_samples_fit(weights.spec, samples, model);
+    const bool events = samples.encoding() == io::SampleEncoding::event_frames;
     const sim::Network net = build_network(weights);
-    const std::size_t count = options.limit ? std::min(options.limit, data.count) : data.count;
+    const std::size_t count =
+        options.limit ? std::min(options.limit, samples.size()) : samples.size();
     const std::size_t recorded = std::min(options.raster_samples, count);
     // Fail early on unknown population names.
     if (recorded) sim::SpikeRecorder check(net, options.raster_layers);
@@ -35,19 +52,36 @@ SimulationResult simulate_dataset(const ModelWeights& weights, const io::ImageDa
     tbb::enumerable_thread_specific<std::unique_ptr<Worker>> workers;
     std::vector<RasterSample> rasters(recorded);
     const auto start = std::chrono::steady_clock::now();
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, count, 4), [&](const tbb::blocked_range<
-                                                                        std::size_t>& range) {
-        auto& w = workers.local();
-        if (!w) w = std::make_unique<Worker>(Worker{sim::Simulator(net), sim::RunAccumulator(net)});
-        for (std::size_t i = range.begin(); i != range.end(); ++i) {
-            const auto image = image_currents({data.image(i), data.rows * data.cols}, weights.spec);
-            std::optional<sim::SpikeRecorder> recorder;
-            if (i < recorded) recorder.emplace(net, options.raster_layers);
-            const auto r = w->simulator.run_image(image, recorder ? &*recorder : nullptr);
-            w->sums.add(r, data.labels[i]);
-            if (recorder) rasters[i] = {i, data.labels[i], r.prediction, recorder->rasters()};
-        }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<std::size_t>(0, count, 4),
+        [&](const tbb::blocked_range<std::size_t>& range) {
+            auto& w = workers.local();
+            if (!w)
+                w = std::make_unique<Worker>(Worker{sim::Simulator(net), sim::RunAccumulator(net)});
+            const auto& spec = weights.spec;
+            const std::size_t plane = spec.in_height * spec.in_width;
+            std::vector<float> dense, image(spec.in_channels * plane);
+            for (std::size_t i = range.begin(); i != range.end(); ++i) {
+                std::optional<sim::SpikeRecorder> recorder;
+                if (i < recorded) recorder.emplace(net, options.raster_layers);
+                sim::SampleResult r;
+                if (events) {
+                    const auto lists = engine_events(samples.events(i));
+                    r = w->simulator.run_events(lists, recorder ? &*recorder : nullptr);
+                } else {
+                    // [C, H, W] → the engine's channel-last [H, W, C]
+                    dense.resize(samples.dense_size());
+                    samples.dense(i, dense.data());
+                    for (std::size_t ch = 0; ch < spec.in_channels; ++ch)
+                        for (std::size_t p = 0; p < plane; ++p)
+                            image[p * spec.in_channels + ch] = dense[ch * plane + p];
+                    r = w->simulator.run_image(image, recorder ? &*recorder : nullptr);
+                }
+                const std::size_t label = samples.label(i);
+                w->sums.add(r, label);
+                if (recorder) rasters[i] = {i, label, r.prediction, recorder->rasters()};
+            }
+        });
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     sim::RunAccumulator total(net);
@@ -56,6 +90,7 @@ SimulationResult simulate_dataset(const ModelWeights& weights, const io::ImageDa
     SimulationResult out;
     out.report = total.report(options.energy);
     out.report.model = model;
+    out.report.data = samples.describe();
     out.report.variant = std::string(sim::info(weights.spec.attention.variant).name);
     out.report.wall_seconds = wall;
     out.report.threads = threads;

@@ -162,11 +162,17 @@ void TrainConfig::validate() const {
     if (crop_pad > 8) fail("crop_pad must be at most 8");
     if (eval_batch < 1) fail("eval_batch must be at least 1");
     if (out.empty()) fail("out (the weights file) must be set");
+    if (split_by != "number" && split_by != "time")
+        fail(fmt::format("split_by = '{}' must be 'number' or 'time'", split_by));
+    if (!(event_drop >= 0 && event_drop < 1)) fail("event_drop must lie in [0, 1)");
 }
 
 std::string TrainConfig::to_json() const {
     json j;
     j["data"] = data;
+    j["test_data"] = test_data;
+    j["split_by"] = split_by;
+    j["event_drop"] = event_drop;
     j["epochs"] = epochs;
     j["batch"] = batch;
     j["lr"] = lr;
@@ -204,6 +210,12 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
         try {
             if (key == "data")
                 c.data = v.get<std::string>();
+            else if (key == "test_data")
+                c.test_data = v.get<std::string>();
+            else if (key == "split_by")
+                c.split_by = v.get<std::string>();
+            else if (key == "event_drop")
+                c.event_drop = v.get<double>();
             else if (key == "epochs")
                 c.epochs = v.get<std::size_t>();
             else if (key == "batch")
@@ -269,29 +281,67 @@ void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_
     }
 }
 
-EvalResult evaluate(DenseSpikformer& net, const io::ImageDataset& data, std::size_t limit,
+io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
+                                 const std::string& split, const std::string& split_by,
+                                 std::size_t limit) {
+    io::SampleOptions o;
+    o.data = data;
+    o.split = split;
+    o.limit = limit;
+    o.frames.frames = spec.time_steps;
+    o.frames.out_width = static_cast<std::uint32_t>(spec.in_width);
+    o.frames.out_height = static_cast<std::uint32_t>(spec.in_height);
+    if (split_by == "number")
+        o.frames.split_by = io::SplitBy::number;
+    else if (split_by == "time")
+        o.frames.split_by = io::SplitBy::time;
+    else
+        throw ConfigError(fmt::format("split-by '{}': expected 'number' or 'time'", split_by));
+    return o;
+}
+
+void check_samples_fit(const ModelSpec& spec, const io::SampleSource& samples,
+                       const std::string& what) {
+    const auto s = samples.shape();
+    if (s.channels != spec.in_channels || s.height != spec.in_height || s.width != spec.in_width)
+        throw ConfigError(fmt::format(
+            "{}: the model expects inputs of {}x{}x{} (channels x height x width) but the data "
+            "has {}x{}x{}",
+            what, spec.in_channels, spec.in_height, spec.in_width, s.channels, s.height, s.width));
+    if (s.frames != 0 && s.frames != spec.time_steps)
+        throw ConfigError(fmt::format("{}: the model runs T = {} steps but the data has {} frames",
+                                      what, spec.time_steps, s.frames));
+    if (samples.classes() > spec.classes)
+        throw ConfigError(fmt::format("{}: the model has {} classes but the data has {}", what,
+                                      spec.classes, samples.classes()));
+}
+
+InputLayout input_layout(const io::SampleSource& samples) {
+    return samples.encoding() == io::SampleEncoding::static_image ? InputLayout::static_image
+                                                                  : InputLayout::event_frames;
+}
+
+EvalResult evaluate(DenseSpikformer& net, const io::SampleSource& samples, std::size_t limit,
                     std::size_t batch) {
     const auto& spec = net.spec();
-    if (data.rows != spec.in_height || data.cols != spec.in_width || spec.in_channels != 1)
-        throw ConfigError(
-            fmt::format("evaluate: the data are {}x{} grey images, the model "
-                        "expects {}x{}x{}",
-                        data.rows, data.cols, spec.in_channels, spec.in_height, spec.in_width));
-    const std::size_t n = limit == 0 ? data.count : std::min(limit, data.count);
+    check_samples_fit(spec, samples, "evaluate");
+    const std::size_t n = limit == 0 ? samples.size() : std::min(limit, samples.size());
+    const std::size_t plane = samples.dense_size();
+    const auto layout = input_layout(samples);
     EvalResult r;
     r.samples = n;
     std::vector<std::size_t> right(spec.classes, 0), total(spec.classes, 0);
-    std::vector<float> x(batch * data.rows * data.cols);
+    std::vector<float> x(batch * plane);
     std::size_t correct = 0;
     for (std::size_t b0 = 0; b0 < n; b0 += batch) {
         const std::size_t bn = std::min(batch, n - b0);
-        images_to_float(data, b0, bn, x.data());
-        const auto logits =
-            net.forward_eval(x.data(), bn, nullptr, InputLayout::static_image, &r.counts);
+        tbb::parallel_for(std::size_t{0}, bn,
+                          [&](std::size_t i) { samples.dense(b0 + i, x.data() + i * plane); });
+        const auto logits = net.forward_eval(x.data(), bn, nullptr, layout, &r.counts);
         for (std::size_t i = 0; i < bn; ++i) {
             const float* l = logits.data() + i * spec.classes;
             const auto arg = static_cast<std::size_t>(std::max_element(l, l + spec.classes) - l);
-            const std::size_t label = data.labels[b0 + i];
+            const std::size_t label = samples.label(b0 + i);
             if (label < spec.classes) {
                 ++total[label];
                 if (arg == label) {
@@ -316,19 +366,16 @@ double learning_rate(const TrainConfig& c, std::size_t step, std::size_t steps_p
     return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + std::cos(M_PI * progress));
 }
 
-void augment(float* image, std::size_t channels, std::size_t h, std::size_t w, const TrainConfig& c,
-             std::size_t epoch, std::size_t index) {
-    std::uint64_t r = mix(mix(c.seed ^ 0x5bd1e995ULL) + mix(epoch) * 31 + index);
-    const auto pad = static_cast<long>(c.crop_pad);
-    const long dy = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
-    r = mix(r);
-    const long dx = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
-    r = mix(r);
-    const bool flip = c.hflip && (r & 1);
+namespace {
+
+// Moves every plane by (dy, dx) (source pixel = destination + offset), mirrored first when
+// `flip`; pixels from outside are zero.
+void shift_planes(float* image, std::size_t planes, std::size_t h, std::size_t w, long dy, long dx,
+                  bool flip) {
     if (dy == 0 && dx == 0 && !flip) return;
-    std::vector<float> src(image, image + channels * h * w);
+    std::vector<float> src(image, image + planes * h * w);
     const long hh = static_cast<long>(h), ww = static_cast<long>(w);
-    for (std::size_t ch = 0; ch < channels; ++ch)
+    for (std::size_t ch = 0; ch < planes; ++ch)
         for (long y = 0; y < hh; ++y)
             for (long x = 0; x < ww; ++x) {
                 const long sy = y + dy;
@@ -342,22 +389,64 @@ void augment(float* image, std::size_t channels, std::size_t h, std::size_t w, c
             }
 }
 
+}  // namespace
+
+void augment(float* image, std::size_t channels, std::size_t h, std::size_t w, const TrainConfig& c,
+             std::size_t epoch, std::size_t index) {
+    std::uint64_t r = mix(mix(c.seed ^ 0x5bd1e995ULL) + mix(epoch) * 31 + index);
+    const auto pad = static_cast<long>(c.crop_pad);
+    const long dy = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
+    r = mix(r);
+    const long dx = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
+    r = mix(r);
+    const bool flip = c.hflip && (r & 1);
+    shift_planes(image, channels, h, w, dy, dx, flip);
+}
+
+void augment_events(float* frames, std::size_t planes, std::size_t h, std::size_t w,
+                    const TrainConfig& c, std::size_t epoch, std::size_t index) {
+    std::uint64_t r = mix(mix(c.seed ^ 0x5bd1e995ULL) + mix(epoch) * 31 + index);
+    const auto pad = static_cast<long>(c.crop_pad);
+    const long dy = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
+    r = mix(r);
+    const long dx = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
+    r = mix(r);
+    if (c.event_drop > 0) {
+        // one uniform draw per event from a SplitMix64 stream: the same on every machine
+        const double keep = 1.0 - c.event_drop;
+        std::uint64_t state = mix(r ^ 0x2545f4914f6cdd1dULL);
+        for (std::size_t i = 0; i < planes * h * w; ++i) {
+            const auto n = static_cast<std::uint32_t>(frames[i]);
+            std::uint32_t kept = 0;
+            for (std::uint32_t e = 0; e < n; ++e) {
+                state = mix(state);
+                kept += double(state >> 11) * 0x1.0p-53 < keep ? 1 : 0;
+            }
+            frames[i] = static_cast<float>(kept);
+        }
+    }
+    shift_planes(frames, planes, h, w, dy, dx, false);
+}
+
 TrainSummary train(const TrainConfig& config, bool resume, const std::string& command,
                    const std::function<void(const Progress&)>& on_progress) {
     config.validate();
-    const auto dir = io::resolve_dataset_dir(config.data);
-    auto train_set = io::load_mnist_like(dir, "train");
-    const auto test_set = io::load_mnist_like(dir, "test");
     const auto& spec = config.model;
-    if (train_set.rows != spec.in_height || train_set.cols != spec.in_width ||
-        spec.in_channels != 1 || train_set.classes != spec.classes)
+    const auto train_set = io::open_samples(
+        sample_options(spec, config.data, "train", config.split_by, config.limit_train));
+    if (config.test_data.empty() && !train_set->split_given())
         throw ConfigError(fmt::format(
-            "the data are {}x{} grey images of {} classes, the model expects {}x{}x{} and {} "
-            "classes",
-            train_set.rows, train_set.cols, train_set.classes, spec.in_channels, spec.in_height,
-            spec.in_width, spec.classes));
-    const std::size_t n_train =
-        config.limit_train ? std::min(config.limit_train, train_set.count) : train_set.count;
+            "{} holds one split only (a labels.txt folder); pass the test folder (--test-data)",
+            config.data));
+    const auto test_set = io::open_samples(sample_options(
+        spec, config.test_data.empty() ? config.data : config.test_data, "test", config.split_by));
+    check_samples_fit(spec, *train_set, "training data");
+    check_samples_fit(spec, *test_set, "test data");
+    if (train_set->encoding() != test_set->encoding())
+        throw ConfigError("the training and test data must both be images or both be events");
+    const bool events = train_set->encoding() == io::SampleEncoding::event_frames;
+    const auto layout = input_layout(*train_set);
+    const std::size_t n_train = train_set->size();
     const std::size_t steps_per_epoch = n_train / config.batch;
     if (steps_per_epoch == 0)
         throw ConfigError(
@@ -371,7 +460,7 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
             throw FileError(ck.string(), -1, "no checkpoint to resume from");
         first_epoch = load_checkpoint(ck, net, adam, config);
     }
-    const std::size_t plane = spec.in_height * spec.in_width;
+    const std::size_t plane = train_set->dense_size();
     std::vector<float> x(config.batch * plane);
     std::vector<int> labels(config.batch);
     TrainSummary summary;
@@ -388,16 +477,20 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
         for (std::size_t step = 0; step < steps_per_epoch; ++step) {
             tbb::parallel_for(std::size_t{0}, config.batch, [&](std::size_t i) {
                 const std::size_t idx = order[step * config.batch + i];
-                const std::uint8_t* src = train_set.image(idx);
-                for (std::size_t p = 0; p < plane; ++p)
-                    x[i * plane + p] = static_cast<float>(src[p]) / 255.f;
-                augment(x.data() + i * plane, 1, spec.in_height, spec.in_width, config, epoch, idx);
-                labels[i] = train_set.labels[idx];
+                float* xi = x.data() + i * plane;
+                train_set->dense(idx, xi);
+                if (events)
+                    augment_events(xi, spec.time_steps * spec.in_channels, spec.in_height,
+                                   spec.in_width, config, epoch, idx);
+                else
+                    augment(xi, spec.in_channels, spec.in_height, spec.in_width, config, epoch,
+                            idx);
+                labels[i] = static_cast<int>(train_set->label(idx));
             });
             const double lr = learning_rate(config, adam.step, steps_per_epoch);
             TrainOptions opt;
             opt.label_smoothing = config.label_smoothing;
-            const auto r = net.train_step(x.data(), labels.data(), config.batch, opt);
+            const auto r = net.train_step(x.data(), labels.data(), config.batch, opt, layout);
             if (!std::isfinite(r.loss))
                 throw Error(fmt::format("training diverged at epoch {} step {} (loss {})",
                                         epoch + 1, step + 1, r.loss));
@@ -428,7 +521,7 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
         }
         // the last epoch is always evaluated on the whole test set (the provenance accuracy)
         const bool last = epoch + 1 == config.epochs;
-        const auto test = evaluate(net, test_set, last ? 0 : config.limit_test, config.eval_batch);
+        const auto test = evaluate(net, *test_set, last ? 0 : config.limit_test, config.eval_batch);
         summary.epochs = epoch + 1;
         summary.test_accuracy = test.accuracy;
         summary.train_accuracy = double(correct) / double(seen);

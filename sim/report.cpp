@@ -137,6 +137,7 @@ std::string format_table(const RunReport& r) {
     std::string out;
     out += fmt::format("model {} ({}), {} samples, T = {}\n", r.model, r.variant, r.samples,
                        r.time_steps);
+    if (!r.data.empty()) out += fmt::format("data: {}\n", r.data);
     out += fmt::format("{:<26} {:>8} {:>10} {:>7} {:>10} {:>10} {:>9} {:>11}\n", "layer", "neurons",
                        "spikes", "fr", "SOPs", "SOPs est.", "MACs", "energy mJ");
     for (const auto& l : r.layers) {
@@ -171,6 +172,7 @@ std::string format_side_by_side(const std::vector<RunReport>& reports) {
     for (std::size_t i = 0; i < reports.size(); ++i)
         out += fmt::format("  [{}] {} ({}), {} samples\n", i + 1, reports[i].model,
                            reports[i].variant, reports[i].samples);
+    if (!reports[0].data.empty()) out += fmt::format("data: {}\n", reports[0].data);
     out += fmt::format("{:<26}", "layer");
     for (std::size_t i = 0; i < reports.size(); ++i)
         out += fmt::format(" | {:>7} {:>9} {:>9} {:>9}", fmt::format("fr[{}]", i + 1), "SOPs",
@@ -205,6 +207,9 @@ std::string format_side_by_side(const std::vector<RunReport>& reports) {
     out += "accuracy:";
     for (std::size_t i = 0; i < reports.size(); ++i)
         out += fmt::format("  [{}] {:.2f}%", i + 1, 100 * reports[i].accuracy());
+    out += "\nenergy mJ per sample:";
+    for (std::size_t i = 0; i < reports.size(); ++i)
+        out += fmt::format("  [{}] {:.4e}", i + 1, reports[i].energy_mj);
     out += "\nms per sample:";
     for (std::size_t i = 0; i < reports.size(); ++i)
         out += fmt::format("  [{}] {:.3f}", i + 1, 1e3 * reports[i].seconds_per_sample);
@@ -239,6 +244,7 @@ nlohmann::json json_of(const RunReport& r) {
                              {"sops_av", a.sops_av}});
     return {{"model", r.model},
             {"variant", r.variant},
+            {"data", r.data},
             {"accuracy", r.accuracy()},
             {"correct", r.correct},
             {"samples", r.samples},

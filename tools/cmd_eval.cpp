@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "data_options.hpp"
 #include "evformer/error.hpp"
-#include "evformer/io/idx.hpp"
 #include "evformer/models/trainer.hpp"
 
 namespace evformer::tools {
@@ -15,9 +15,7 @@ namespace {
 
 struct EvalOptions {
     std::string model;
-    std::string data = "fashion-mnist";
-    std::string split = "test";
-    std::size_t limit = 0;
+    DataOptions data;
     std::size_t batch = 128;
     std::size_t threads = 0;
     bool json = false;
@@ -26,9 +24,9 @@ struct EvalOptions {
 void run_eval(const EvalOptions& opt) {
     const auto limit = limit_threads(opt.threads);
     const auto weights = models::load_weights(opt.model);
-    const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
+    const auto data = open_data(opt.data, weights.spec);
     models::DenseSpikformer net(weights);
-    const auto r = models::evaluate(net, data, opt.limit, opt.batch);
+    const auto r = models::evaluate(net, *data, 0, opt.batch);
     nlohmann::json rates = nlohmann::json::object();
     for (const auto& name : net.population_names()) rates[name] = r.counts.rate(name);
     nlohmann::json fr_attn = nlohmann::json::array(), fr_out = nlohmann::json::array();
@@ -40,15 +38,15 @@ void run_eval(const EvalOptions& opt) {
     rates["fr_out"] = fr_out;
     if (opt.json) {
         nlohmann::json j{
-            {"model", opt.model},   {"variant", sim::info(weights.spec.attention.variant).name},
-            {"split", opt.split},   {"accuracy", r.accuracy},
-            {"samples", r.samples}, {"per_class", r.per_class},
-            {"firing_rates", rates}};
+            {"model", opt.model},       {"variant", sim::info(weights.spec.attention.variant).name},
+            {"data", data->describe()}, {"split", opt.data.split},
+            {"accuracy", r.accuracy},   {"samples", r.samples},
+            {"per_class", r.per_class}, {"firing_rates", rates}};
         fmt::print("{}\n", j.dump(2));
         return;
     }
-    fmt::print("{} ({}), {} split: accuracy {:.2f}% on {} images\n", opt.model,
-               sim::info(weights.spec.attention.variant).name, opt.split, 100 * r.accuracy,
+    fmt::print("{} ({}) on {}: accuracy {:.2f}% on {} samples\n", opt.model,
+               sim::info(weights.spec.attention.variant).name, data->describe(), 100 * r.accuracy,
                r.samples);
     fmt::print("  per class:");
     for (double a : r.per_class) fmt::print(" {:.1f}", 100 * a);
@@ -66,10 +64,7 @@ const RegisterCommand reg("eval", [](CLI::App& app) {
                                    "Accuracy, per-class accuracy and firing rates of a "
                                    "weights file on a dataset split");
     cmd->add_option("model", opt->model, "Weights file (HDF5)")->required();
-    cmd->add_option("--data", opt->data, "Dataset name (fashion-mnist) or folder of IDX files");
-    cmd->add_option("--split", opt->split, "train or test")
-        ->check(CLI::IsMember({"train", "test"}));
-    cmd->add_option("--limit", opt->limit, "Evaluate the first N images only (0 = all)");
+    add_data_options(cmd, opt->data, "Evaluate the first N samples only (0 = all)");
     cmd->add_option("--batch", opt->batch, "Batch size")->check(CLI::Range(1, 4096));
     cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
     cmd->add_flag("--json", opt->json, "Machine-readable output");

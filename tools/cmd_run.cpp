@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "command.hpp"
+#include "data_options.hpp"
 #include "evformer/error.hpp"
-#include "evformer/io/idx.hpp"
 #include "evformer/models/builder_run.hpp"
 #include "evformer/models/weights.hpp"
 
@@ -19,9 +19,7 @@ namespace {
 
 struct RunOptions {
     std::string model;
-    std::string data = "fashion-mnist";
-    std::string split = "test";
-    std::size_t limit = 0;
+    DataOptions data;
     std::size_t threads = 0;
     std::string json, csv, raster;
     std::size_t raster_samples = 4;
@@ -32,15 +30,14 @@ struct RunOptions {
 
 void run(const RunOptions& opt) {
     const auto weights = models::load_weights(opt.model);
-    const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
+    const auto data = open_data(opt.data, weights.spec);
     models::SimulationOptions so;
-    so.limit = opt.limit;
     so.threads = opt.threads;
     so.raster_samples = opt.raster.empty() ? 0 : opt.raster_samples;
     so.raster_layers = opt.raster_layers;
     so.energy.joules_per_sop = opt.sop_fj * 1e-15;
     so.energy.joules_per_mac = opt.mac_pj * 1e-12;
-    const auto result = models::simulate_dataset(weights, data, so, opt.model);
+    const auto result = models::simulate_dataset(weights, *data, so, opt.model);
     if (!opt.raster.empty()) {
         const auto parent = std::filesystem::path(opt.raster).parent_path();
         if (!parent.empty()) std::filesystem::create_directories(parent);
@@ -64,11 +61,7 @@ const RegisterCommand reg("run", [](CLI::App& app) {
         "SOPs (counted and estimated), MACs, energy, fr_attn/fr_out, rasters");
     cmd->add_option("model", opt->model, "Weights file (HDF5) written by evformer train")
         ->required();
-    cmd->add_option("--data", opt->data,
-                    "Dataset: fashion-mnist or a folder of IDX files (default fashion-mnist)");
-    cmd->add_option("--split", opt->split, "train or test (default test)")
-        ->check(CLI::IsMember({"train", "test"}));
-    cmd->add_option("--limit", opt->limit, "Simulate only the first N samples (0 = all)");
+    add_data_options(cmd, opt->data, "Simulate only the first N samples (0 = all)");
     cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
     cmd->add_option("--json", opt->json, "Write the report as JSON to FILE ('-' = stdout)");
     cmd->add_option("--csv", opt->csv, "Write the per-layer table as CSV to FILE ('-' = stdout)");

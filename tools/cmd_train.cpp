@@ -5,12 +5,16 @@
 #include <tbb/global_control.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "command.hpp"
 #include "evformer/error.hpp"
+#include "evformer/io/events_dataset.hpp"
+#include "evformer/io/samples.hpp"
 #include "evformer/models/trainer.hpp"
 
 namespace evformer::tools {
@@ -21,6 +25,8 @@ struct TrainCli {
     models::TrainConfig cfg;
     std::string out, checkpoint, variant, train_shift;
     std::size_t threads = 0;
+    std::string input_size;
+    std::string pool_after;
     bool resume = false;
     bool no_flip = false;
     CLI::App* app = nullptr;
@@ -45,6 +51,9 @@ void run_train(TrainCli& cli) {
     auto given = [&](const char* name) { return cli.app->count(name) > 0; };
     const auto& f = cli.cfg;
     if (given("--data")) cfg.data = f.data;
+    if (given("--test-data")) cfg.test_data = f.test_data;
+    if (given("--split-by")) cfg.split_by = f.split_by;
+    if (given("--event-drop")) cfg.event_drop = f.event_drop;
     if (given("--epochs")) cfg.epochs = f.epochs;
     if (given("--batch")) cfg.batch = f.batch;
     if (given("--lr")) cfg.lr = f.lr;
@@ -68,6 +77,37 @@ void run_train(TrainCli& cli) {
     if (given("--time-steps")) cfg.model.time_steps = f.model.time_steps;
     if (given("--lambda")) cfg.model.attention.lambda = f.model.attention.lambda;
     if (given("--scale")) cfg.model.attention.scale = f.model.attention.scale;
+    if (cli.config_file.empty() && !io::is_image_dataset(cfg.data)) {
+        // Event data: two polarity channels at the sensor size (or --input-size), T = 16, and
+        // as many classes as the dataset has; pooling after all four SPS stages for inputs
+        // larger than 64 pixels (the Spikformer's 128x128 DVS setting: 8x8 tokens), else after
+        // stages 2-4 (34x34 N-MNIST: 5x5 tokens).
+        const auto ds = io::open_event_dataset(io::resolve_dataset_dir(cfg.data));
+        auto& m = cfg.model;
+        m.in_channels = 2;
+        m.in_width = ds.sensor.width;
+        m.in_height = ds.sensor.height;
+        if (!cli.input_size.empty()) {
+            unsigned w = 0, h = 0;
+            char x = 0, extra = 0;
+            if (std::sscanf(cli.input_size.c_str(), "%u%c%u%c", &w, &x, &h, &extra) != 3 ||
+                x != 'x' || w == 0 || h == 0)
+                throw ConfigError("--input-size '" + cli.input_size +
+                                  "': expected WxH, e.g. 64x64");
+            m.in_width = w;
+            m.in_height = h;
+        }
+        if (!given("--time-steps")) m.time_steps = 16;
+        m.classes = ds.classes.size();
+        m.pool_after = {std::min(m.in_width, m.in_height) > 64, true, true, true};
+    }
+    if (given("--pool-after")) {
+        const auto& p = cli.pool_after;
+        if (p.size() != 4 || p.find_first_not_of("01") != std::string::npos)
+            throw ConfigError("--pool-after '" + p +
+                              "': expected four 0/1 flags, one per SPS stage, e.g. 0011");
+        for (std::size_t i = 0; i < 4; ++i) cfg.model.pool_after[i] = p[i] == '1';
+    }
     cfg.validate();
     const auto limit = limit_threads(cli.threads);
     const bool tty = ::isatty(STDERR_FILENO) != 0;
@@ -119,13 +159,29 @@ void run_train(TrainCli& cli) {
 const RegisterCommand reg("train", [](CLI::App& app) {
     auto cli = std::make_shared<TrainCli>();
     auto* cmd = app.add_subcommand(
-        "train", "Train a Spikformer with surrogate gradients (BPTT over T) on Fashion-MNIST");
+        "train",
+        "Train a Spikformer with surrogate gradients (BPTT over T) on Fashion-MNIST or an event "
+        "dataset");
     cli->app = cmd;
     auto& c = cli->cfg;
     cmd->add_option("--config", cli->config_file,
                     "JSON file with any training setting (keys as in docs/training.md); flags "
                     "override it");
-    cmd->add_option("--data", c.data, "Dataset name (fashion-mnist) or folder of IDX files");
+    cmd->add_option("--data", c.data,
+                    "Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder "
+                    "(N-MNIST, labels.txt folder, CIFAR10-DVS, N-Caltech101, DVS128 Gesture, "
+                    "HDF5 events)");
+    cmd->add_option("--test-data", c.test_data,
+                    "Dataset whose test split is evaluated each epoch (default: that of --data; "
+                    "needed for a one-split labels.txt folder)");
+    cmd->add_option("--split-by", c.split_by,
+                    "Event data: frames of equal event count (number, default) or duration (time)")
+        ->check(CLI::IsMember({"number", "time"}));
+    cmd->add_option("--event-drop", c.event_drop,
+                    "Event data: probability of dropping each event in augmentation (default 0)");
+    cmd->add_option("--input-size", cli->input_size,
+                    "Event data: frame size WxH the sensor is down-sampled to (default: the "
+                    "sensor size)");
     cmd->add_option("--epochs", c.epochs, "Epochs")->check(CLI::Range(1, 100000));
     cmd->add_option("--batch", c.batch, "Batch size")->check(CLI::Range(1, 4096));
     cmd->add_option("--lr", c.lr, "Peak learning rate (AdamW)");
@@ -151,7 +207,11 @@ const RegisterCommand reg("train", [](CLI::App& app) {
     cmd->add_option("--blocks", c.model.blocks, "Transformer blocks L");
     cmd->add_option("--dim", c.model.dim, "Embedding dimension D");
     cmd->add_option("--heads", c.model.heads, "Attention heads H");
-    cmd->add_option("--time-steps", c.model.time_steps, "Time steps T");
+    cmd->add_option("--pool-after", cli->pool_after,
+                    "Max-pool after SPS stages 1-4 as four 0/1 flags (images: 0011; event data: "
+                    "0111, or 1111 above 64 pixels)");
+    cmd->add_option("--time-steps", c.model.time_steps,
+                    "Time steps T (default 4 for images, 16 for event data)");
     cmd->add_option("--lambda", c.model.attention.lambda, "Δ = λ · running mean of C");
     cmd->add_option("--scale", c.model.attention.scale, "Attention scale s");
     cmd->callback([cli, &app] {

@@ -37,7 +37,8 @@ TEST_CASE("run --help and profile --help describe the options") {
     CHECK(r.out.find("--json") != std::string::npos);
     auto p = run_evformer("profile --help");
     CHECK(p.exit_code == 0);
-    CHECK(p.out.find("fmnist-ssa-bin.h5") != std::string::npos);
+    CHECK(p.out.find("nmnist-ssa-bin.h5") != std::string::npos);
+    CHECK(p.out.find("--data fashion-mnist") != std::string::npos);
 }
 
 TEST_CASE("run with a missing model file or a bad option is one line on stderr, non-zero") {

@@ -1,12 +1,13 @@
-// Simulating a labelled image dataset with the event-driven engine: one sample at a time per
-// thread (oneTBB over samples), counters summed into a report, rasters for the first samples.
+// Simulating a labelled dataset (static images or event recordings) with the event-driven
+// engine: one sample at a time per thread (oneTBB over samples), counters summed into a report,
+// rasters for the first samples.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-#include "evformer/io/idx.hpp"
+#include "evformer/io/samples.hpp"
 #include "evformer/models/raster.hpp"
 #include "evformer/models/weights.hpp"
 #include "evformer/sim/energy.hpp"
@@ -29,9 +30,15 @@ struct SimulationResult {
     RasterFile rasters;
 };
 
-/// Simulates `data` with `weights` (checked to fit: input shape, classes). `model` labels the
-/// report and the raster file.
-SimulationResult simulate_dataset(const ModelWeights& weights, const io::ImageDataset& data,
+/// Simulates `samples` with `weights` (checked to fit: input shape, T, classes; ConfigError
+/// otherwise). Static images enter by direct encoding (first conv real-valued, in MACs); event
+/// samples enter as per-step event lists, neuron (y·W + x)·C + p with the pixel's count, so the
+/// first conv is event-driven and counted in SOPs. `model` labels the report and the raster file.
+SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleSource& samples,
                                   const SimulationOptions& options, const std::string& model);
+
+/// The engine's input lists of one event sample: per frame t, events with neuron
+/// (y·W + x)·C + c (channel-last, as Simulator::run_events reads them) and the count.
+std::vector<sim::EventList> engine_events(const io::SparseFrames& frames);
 
 }  // namespace evformer::models

@@ -11,13 +11,23 @@
 #include <vector>
 
 #include "evformer/io/idx.hpp"
+#include "evformer/io/samples.hpp"
 #include "evformer/models/network.hpp"
 
 namespace evformer::models {
 
 /// Every setting of a training run (also read from and written to JSON).
 struct TrainConfig {
-    std::string data = "fashion-mnist";  ///< dataset name or folder of IDX files
+    /// Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder (any layout of
+    /// io::open_event_dataset); its `train` split trains.
+    std::string data = "fashion-mnist";
+    /// Dataset whose `test` split is evaluated after every epoch (empty: the test split of
+    /// `data`; required when `data` is a one-split folder such as a flat `labels.txt` folder).
+    std::string test_data;
+    /// Event data: how recordings are cut into the T frames ("number" or "time").
+    std::string split_by = "number";
+    /// Event data: probability that an event is dropped, drawn per epoch and sample (0 = off).
+    double event_drop = 0.0;
     std::size_t epochs = 10;
     std::size_t batch = 64;
     double lr = 5e-3;            ///< peak learning rate
@@ -29,7 +39,7 @@ struct TrainConfig {
     double warmup_epochs = 0.3;  ///< linear warm-up length, in epochs
     double label_smoothing = 0.1;
     std::size_t crop_pad = 2;  ///< random crop with this zero padding (0 = off)
-    bool hflip = true;         ///< random horizontal flip
+    bool hflip = true;         ///< random horizontal flip (static images only)
     std::uint64_t seed = 1;
     std::size_t limit_train = 0;  ///< use only the first N training images (0 = all)
     std::size_t limit_test =
@@ -62,8 +72,23 @@ struct EvalResult {
 void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_t count,
                      float* out);
 
-/// Evaluates on the first `limit` samples (0 = all) in batches.
-EvalResult evaluate(DenseSpikformer& net, const io::ImageDataset& data, std::size_t limit = 0,
+/// How a dataset is opened for a model: T frames and the output size from the spec (event
+/// data), the split rule from `split_by` ("number" or "time"; ConfigError otherwise).
+io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
+                                 const std::string& split, const std::string& split_by = "number",
+                                 std::size_t limit = 0);
+
+/// Checks that `samples` fit the model (channels, height, width, T of event frames, classes);
+/// throws ConfigError naming `what`, the model's shape and the data's.
+void check_samples_fit(const ModelSpec& spec, const io::SampleSource& samples,
+                       const std::string& what);
+
+/// The dense network's layout for a source: static images or event frames.
+InputLayout input_layout(const io::SampleSource& samples);
+
+/// Evaluates on the first `limit` samples (0 = all) in batches (dense, evaluation mode); the
+/// samples must fit the model (check_samples_fit).
+EvalResult evaluate(DenseSpikformer& net, const io::SampleSource& samples, std::size_t limit = 0,
                     std::size_t batch = 128);
 
 /// Progress of a run, reported after every step and at every epoch end.
@@ -95,6 +120,14 @@ double learning_rate(const TrainConfig& config, std::size_t step, std::size_t st
 /// (seed, epoch, index); `image` is [channels, h, w] and is rewritten in place.
 void augment(float* image, std::size_t channels, std::size_t h, std::size_t w,
              const TrainConfig& config, std::size_t epoch, std::size_t index);
+
+/// Augments one event sample `[T, C, h, w]` of counts in place, deterministically from (seed,
+/// epoch, index): every event is dropped with probability config.event_drop (each count n becomes
+/// a Binomial(n, 1 − p) draw, the same law as dropping events one by one before binning), then
+/// all T·C planes move by one random translation of at most crop_pad pixels with zero fill. No
+/// flip: mirrored digits and gestures are other classes.
+void augment_events(float* frames, std::size_t planes, std::size_t h, std::size_t w,
+                    const TrainConfig& config, std::size_t epoch, std::size_t index);
 
 /// Runs (or, with resume, continues) a training run; writes the weights file and a checkpoint
 /// after every epoch. `command` is stored in the provenance.

@@ -43,6 +43,7 @@ struct AttentionReport {
 struct RunReport {
     std::string model;    ///< weights file or label
     std::string variant;  ///< attention variant name
+    std::string data;     ///< what was simulated (dataset, split, encoding)
     std::size_t samples = 0;
     std::size_t correct = 0;
     std::size_t time_steps = 0;

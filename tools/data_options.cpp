@@ -1,0 +1,32 @@
+#include "data_options.hpp"
+
+#include "evformer/models/trainer.hpp"
+
+namespace evformer::tools {
+
+void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_help) {
+    cmd->add_option("--data", o.data,
+                    "Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder "
+                    "(N-MNIST, labels.txt folder, CIFAR10-DVS, N-Caltech101, DVS128 Gesture, "
+                    "HDF5 events); default: examples/data/nmnist_test100 for event models, "
+                    "fashion-mnist for image models");
+    cmd->add_option("--split", o.split, "train or test (default test)")
+        ->check(CLI::IsMember({"train", "test"}));
+    cmd->add_option("--split-by", o.split_by,
+                    "Event data: cut each recording into T frames of equal event count (number, "
+                    "default) or equal duration (time)")
+        ->check(CLI::IsMember({"number", "time"}));
+    cmd->add_option("--limit", o.limit, limit_help);
+}
+
+std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
+    if (!o.data.empty()) return o.data;
+    return spec.in_channels == 2 ? kShippedEventData : "fashion-mnist";
+}
+
+std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
+    return io::open_samples(
+        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit));
+}
+
+}  // namespace evformer::tools
