@@ -386,7 +386,8 @@ const std::vector<EventFormat>& event_formats() {
     static const std::vector<EventFormat> formats = {
         detail::aedat2_format(), detail::aedat3_format(), detail::aedat4_format(),
         detail::evt2_format(),   detail::evt21_format(),  detail::evt3_format(),
-        detail::dat_format(),    detail::hdf5_format(),   detail::nmnist_format(),
+        detail::dat_format(),    detail::hdf5_format(),   detail::text_format(),
+        detail::nmnist_format(),
     };
     return formats;
 }
@@ -499,9 +500,8 @@ std::vector<Event> read_event_file(const std::filesystem::path& path,
 
 const std::vector<EventWriterFormat>& event_writer_formats() {
     static const std::vector<EventWriterFormat> formats = {
-        detail::hdf5_writer_format(),
-        detail::nmnist_writer_format(),
-        detail::evt2_writer_format(),
+        detail::hdf5_writer_format(), detail::nmnist_writer_format(), detail::evt2_writer_format(),
+        detail::text_writer_format(), detail::csv_writer_format(),
     };
     return formats;
 }
@@ -520,8 +520,8 @@ std::unique_ptr<EventWriter> create_event_writer(const std::filesystem::path& pa
     }
     if (format.empty())
         throw ConfigError(fmt::format(
-            "{}: cannot choose an output format from the extension '{}' (use .h5, .bin or "
-            ".raw, or name one of: {})",
+            "{}: cannot choose an output format from the extension '{}' (use .h5, .bin, "
+            ".raw, .txt or .csv, or name one of: {})",
             path.string(), ext, names));
     throw ConfigError(
         fmt::format("unknown output event format '{}' (writable: {})", format, names));

@@ -256,9 +256,12 @@ EventFormat evt21_format();
 EventFormat evt3_format();
 EventFormat dat_format();
 EventFormat hdf5_format();
+EventFormat text_format();
 
 EventWriterFormat hdf5_writer_format();
 EventWriterFormat nmnist_writer_format();
 EventWriterFormat evt2_writer_format();
+EventWriterFormat text_writer_format();
+EventWriterFormat csv_writer_format();
 
 }  // namespace evformer::io::detail

@@ -213,6 +213,6 @@ TEST_CASE("writers reject events their format cannot hold") {
     CHECK_THROWS_AS(write_event_file(dir / "a.raw", backwards), evformer::ConfigError);
     const std::vector<Event> wide = {{10, 300, 1, 0}};
     CHECK_THROWS_AS(write_event_file(dir / "a.bin", wide), evformer::ConfigError);
-    CHECK_THROWS_AS(write_event_file(dir / "a.txt", wide), evformer::ConfigError);
+    CHECK_THROWS_AS(write_event_file(dir / "a.xyz", wide), evformer::ConfigError);
     CHECK(!std::filesystem::exists(dir / "a.bin"));
 }

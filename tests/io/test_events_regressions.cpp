@@ -11,6 +11,7 @@
 #include "events_bytes.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/events.hpp"
+#include "evformer/io/h5.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -143,8 +144,9 @@ TEST_CASE("evt3 time that runs backwards is counted, at every position of a grou
     for (std::size_t lead = 0; lead < 34; ++lead) {
         INFO("lead " << lead);
         // A TIME_LOW below the previous one, then the same TIME_HIGH again after a TIME_LOW > 0.
-        const auto d = decode_evt3_everywhere(padded(
-            lead, {0x6000 | 50, 0x2000 | 1, 0x6000 | 40, 0x2000 | 2, 0x8000 | 1, 0x2000 | 3}));
+        const auto d =
+            decode_evt3_everywhere(padded(lead, {0x0000 | 2, 0x6000 | 50, 0x2000 | 1, 0x6000 | 40,
+                                                 0x2000 | 2, 0x8000 | 1, 0x2000 | 3}));
         REQUIRE(d.events.size() >= 3);
         const std::vector<Event> expected = {
             {4096 + 50, 1, 2, 0}, {4096 + 40, 2, 2, 0}, {4096, 3, 2, 0}};
@@ -267,8 +269,9 @@ TEST_CASE("r10: AEDAT 2.0 from a DAVIS240C decodes in 240x180 with jAER's DAVIS 
     CHECK(d.events.size() == 3992);
     CHECK(d.skipped.at("APS/IMU samples (address bit 31)") == 16);
     CHECK(d.violations.total() == 0);
-    // The first DVS record is address 0x0081a800: y 2, raw x 26, ON.
-    CHECK(d.events.front() == Event{1006, 239 - 26, 2, 1});
+    // The first two records are APS samples; the first DVS record is address 0x0081a800 at
+    // 1016 µs: y 2, raw x 26, ON.
+    CHECK(d.events.front() == Event{1016, 239 - 26, 2, 1});
     for (const auto& e : d.events) {
         CHECK(e.x < 240);
         CHECK(e.y < 180);
@@ -412,7 +415,7 @@ TEST_CASE("r09: a dataset compressed with a filter that is not available names i
 
 TEST_CASE("hdf5 events: float x/y/p are refused, float t converted to µs only on request") {
     ScratchDir dir;
-    const auto write = [&](const std::string& name, bool float_t, bool float_x) {
+    const auto write = [&](const std::string& name, bool t_float, bool float_x) {
         evformer::io::h5::Writer w(dir / name);
         const std::vector<std::int64_t> ti = {1, 2, 3};
         const std::vector<double> td = {0.5, 1.25, 2.0000004};
@@ -424,7 +427,7 @@ TEST_CASE("hdf5 events: float x/y/p are refused, float t converted to µs only o
         else
             w.write<std::uint16_t>("/events/x", x, {3});
         w.write<std::uint16_t>("/events/y", y, {3});
-        if (float_t)
+        if (t_float)
             w.write<double>("/events/t", td, {3});
         else
             w.write<std::int64_t>("/events/t", ti, {3});
