@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI2__)
 // GCC 12 reports its own AVX-512 headers' undefined-vector idiom as uninitialised (GCC bug 105593).
@@ -451,7 +452,7 @@ class Evt3Reader final : public StreamReader {
         std::size_t n = 0;
         // Each word emits at most 12 events (and a group writes 16 slots past its ADDR_X events).
         while (words - i >= group && room - n >= 12 * group + 16) {
-            const std::size_t made = state_.has_time && !state_.em_row && !state_.behind
+            const std::size_t made = state_.has_time && !state_.em_row && state_.t >= state_.t_last
                                          ? decode_group<CheckXY>(p + 2 * i, out + n)
                                          : faulty;
             n += made != faulty ? made : decode_exact<CheckXY>(p, i, i + group, out + n);
@@ -585,7 +586,7 @@ class Evt3Reader final : public StreamReader {
         state_.y = static_cast<std::uint16_t>(lane(ys, 15));
         state_.time_low = lane(lows, 15);
         state_.t = state_.high_base + state_.time_low;
-        state_.t_max = state_.t;
+        if (n > 0) state_.t_last = out[n - 1].t;
         state_.base_x = base_x;
         if (m_pol != 0)
             state_.vect_pol = static_cast<std::uint8_t>(
@@ -611,10 +612,10 @@ class Evt3Reader final : public StreamReader {
         State s = state_;
         std::size_t n = 0;
         auto emit = [&](std::uint32_t x, std::uint32_t pol, std::size_t i) {
-            if (s.behind) [[unlikely]] {
-                s.behind = false;  // one violation per fall, at the word that made it
-                s.t_max = s.t;
-                violation(Violation::time_backwards, s.behind_at);
+            if (s.has_time) {
+                if (s.t < s.t_last) [[unlikely]]
+                    violation(Violation::time_backwards, src_->offset() + std::int64_t(2 * i));
+                s.t_last = s.t;
             }
             const Event e{s.t, static_cast<std::uint16_t>(x), s.y, static_cast<std::uint8_t>(pol)};
             out[n] = e;
@@ -663,10 +664,10 @@ class Evt3Reader final : public StreamReader {
                     break;
                 }
                 case 0x6:
-                    time_low(s, word & 0xFFF, i);
+                    time_low(s, word & 0xFFF);
                     break;
                 case 0x8:
-                    time_high(s, word & 0xFFF, i);
+                    time_high(s, word & 0xFFF);
                     break;
                 default:
                     other(type, i);
@@ -684,47 +685,32 @@ class Evt3Reader final : public StreamReader {
         std::uint32_t time_low = 0;
         std::uint32_t base_x = 0;
         std::uint16_t y = 0;
-        std::uint8_t vect_pol = 0;   // polarity of vector words, set by VECT_BASE_X only
-        std::int64_t t_max = 0;      // the latest time reached
-        std::int64_t behind_at = 0;  // offset of the word that set the time below t_max
+        std::uint8_t vect_pol = 0;  // polarity of vector words, set by VECT_BASE_X only
+        // Time of the last event stamped: an event below it is a time_backwards violation
+        // (time words alone may fall and rise again — real streams repeat a TIME_HIGH and then
+        // restore the time with a TIME_LOW — without any event seeing it).
+        std::int64_t t_last = std::numeric_limits<std::int64_t>::min();
         bool has_time = false;
         bool em_row = false;  // inside a row opened by a type 0x1 (EM) word
-        bool behind = false;  // time is below t_max: the next event is a time_backwards
     };
 
-    // Sets the time; a time below the latest one is a violation once an event is stamped with
-    // it (real streams repeat a TIME_HIGH and then send a TIME_LOW that restores the time, with
-    // no event in between).
-    void set_time(State& s, std::int64_t t, std::size_t i) {
-        s.t = t;
-        if (t >= s.t_max || !s.has_time) {
-            s.t_max = t;
-            s.behind = false;
-        } else if (!s.behind) {
-            s.behind = true;
-            s.behind_at = src_->offset() + std::int64_t(2 * i);
-        }
-    }
-
-    // TIME_LOW: the low 12 bits within the current TIME_HIGH period; a fall is time running
-    // backwards (a violation once an event is stamped with it; the time is used as sent).
-    void time_low(State& s, std::uint32_t value, std::size_t i) {
+    // TIME_LOW: the low 12 bits within the current TIME_HIGH period (used as sent).
+    static void time_low(State& s, std::uint32_t value) {
         s.time_low = value;
-        set_time(s, s.high_base + value, i);
+        s.t = s.high_base + value;
     }
 
     // TIME_HIGH: 12 bits of time above TIME_LOW, starting its period at TIME_LOW 0 (as OpenEB's
     // decoders do). The 24-bit counter loops when TIME_HIGH falls by at least half its range
     // (2048); any other fall of the time (a smaller fall, or the same TIME_HIGH again after a
-    // TIME_LOW above 0, followed by an event before the time is restored) is a violation.
-    void time_high(State& s, std::uint32_t value, std::size_t i) {
+    // TIME_LOW above 0) is a violation at the first event stamped with it.
+    static void time_high(State& s, std::uint32_t value) {
         if (s.has_time && value < s.time_high && s.time_high - value >= 2048) [[unlikely]]
             s.loops += std::int64_t{1} << 24;
-        const std::int64_t base = s.loops + (std::int64_t{value} << 12);
         s.time_high = value;
-        s.high_base = base;
+        s.high_base = s.loops + (std::int64_t{value} << 12);
         s.time_low = 0;
-        set_time(s, base, i);
+        s.t = s.high_base;
         s.has_time = true;
     }
 

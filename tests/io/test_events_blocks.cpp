@@ -5,6 +5,7 @@
 // written from the format rules in docs/events.md.
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -83,25 +84,15 @@ Outcome reference_evt2(const Bytes& b, std::size_t body, Geometry g) {
 
 Outcome reference_evt3(const Bytes& b, std::size_t body, Geometry g) {
     Outcome o;
-    std::int64_t loops = 0, t = 0, t_max = 0, behind_at = 0;
+    std::int64_t loops = 0, t = 0, t_last = std::numeric_limits<std::int64_t>::min();
     std::uint32_t high = 0, base_x = 0, y = 0, vect_pol = 0;
-    bool has_time = false, em_row = false, behind = false;
-    // Time below the latest one is a violation at the first event stamped with it.
-    auto set_time = [&](std::int64_t next, std::int64_t at) {
-        t = next;
-        if (!has_time || next >= t_max) {
-            t_max = next;
-            behind = false;
-        } else if (!behind) {
-            behind = true;
-            behind_at = at;
-        }
-    };
+    bool has_time = false, em_row = false;
+    auto set_time = [&](std::int64_t next, std::int64_t) { t = next; };
+    // An event stamped below the previous event's time is a violation.
     auto emit = [&](std::uint32_t x, std::uint32_t pol, std::int64_t at) {
-        if (behind) {
-            behind = false;
-            t_max = t;
-            o.violate(Violation::time_backwards, behind_at);
+        if (has_time) {
+            if (t < t_last) o.violate(Violation::time_backwards, at);
+            t_last = t;
         }
         if (!has_time)
             ++o.skipped["events before the first TIME_HIGH"];

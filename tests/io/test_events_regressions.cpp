@@ -156,8 +156,11 @@ TEST_CASE("evt3 time that runs backwards is counted, at every position of a grou
     }
 }
 
-TEST_CASE("evt3 strict mode names the offset of a TIME_LOW that runs time backwards") {
-    auto bytes = evt3_file(padded(20, {0x6000 | 50, 0x6000 | 49}));
+TEST_CASE("evt3 strict mode names the offset of the first event stamped below the previous one") {
+    // A TIME_LOW fall with no event before the time is restored is no violation.
+    CHECK(decode_evt3_everywhere(padded(5, {0x6000 | 50, 0x6000 | 49, 0x6000 | 50}))
+              .violations.total() == 0);
+    auto bytes = evt3_file(padded(20, {0x6000 | 50, 0x2000 | 1, 0x6000 | 49, 0x2000 | 2}));
     const auto header = std::string("% evt 3.0\n% format EVT3;height=720;width=1280\n% end\n");
     ReaderOptions opt;
     opt.strict = true;
@@ -165,7 +168,7 @@ TEST_CASE("evt3 strict mode names the offset of a TIME_LOW that runs time backwa
         decode_bytes(bytes, 1 << 16, opt);
         FAIL("no error");
     } catch (const evformer::FileError& e) {
-        CHECK(e.offset() == std::int64_t(header.size() + 2 * (2 + 20 + 1)));
+        CHECK(e.offset() == std::int64_t(header.size() + 2 * (2 + 20 + 3)));
     }
 }
 
