@@ -255,8 +255,8 @@ const RegisterCommand reg("events", [](CLI::App& app) {
     conv->add_option("output", conv_opt->output,
                      "File to write (format from the extension: .h5/.hdf5, .bin/.bs2, .raw)")
         ->required();
-    conv->add_option("--to", conv_opt->to, "Output format: hdf5, nmnist or evt2")
-        ->check(CLI::IsMember({"hdf5", "nmnist", "evt2"}));
+    conv->add_option("--to", conv_opt->to, "Output format: hdf5, nmnist, evt2, text or csv")
+        ->check(CLI::IsMember({"hdf5", "nmnist", "evt2", "text", "csv"}));
     add_reader_flags(conv, conv_opt->reader);
     conv->callback([conv_opt] { run_convert(*conv_opt); });
 
