@@ -228,6 +228,124 @@ std::vector<std::string> read_text_header(ByteSource& src, char marker,
     return lines;
 }
 
+namespace {
+
+bool printable_text(std::span<const std::uint8_t> s) {
+    for (auto c : s)
+        if ((c < 0x20 && c != '\t' && c != '\r') || c > 0x7E) return false;
+    return true;
+}
+
+// "% key…": a blank after the marker, then a letter, digit or '_'.
+bool key_line(std::span<const std::uint8_t> line) {
+    return line.size() >= 3 && (line[1] == ' ' || line[1] == '\t') &&
+           (std::isalnum(line[2]) || line[2] == '_');
+}
+
+}  // namespace
+
+PropheseeHeader scan_prophesee_header(std::span<const std::uint8_t> bytes, bool at_end,
+                                      std::int64_t total, std::size_t word, std::size_t prefix,
+                                      bool* ambiguous, bool* unterminated) {
+    struct Line {
+        std::size_t begin, end;
+        bool keyed;
+    };
+    std::vector<Line> lines;
+    std::size_t pos = 0;
+    bool ended = false;
+    *ambiguous = false;
+    *unterminated = false;
+    while (pos < bytes.size() && bytes[pos] == '%') {
+        const auto nl = std::find(bytes.begin() + static_cast<std::ptrdiff_t>(pos), bytes.end(),
+                                  std::uint8_t{'\n'});
+        if (nl == bytes.end()) {
+            // A line cut by the end of what is seen: more bytes are needed (or, at the end of
+            // the file after a header, it is data).
+            *unterminated = !at_end || lines.empty();
+            break;
+        }
+        const auto end = static_cast<std::size_t>(nl - bytes.begin()) + 1;
+        const auto line = bytes.subspan(pos, end - 1 - pos);
+        if (!printable_text(line.subspan(1))) break;  // binary: the first data word
+        lines.push_back({pos, end, key_line(line)});
+        pos = end;
+        if (trim(std::string(reinterpret_cast<const char*>(line.data()) + 1, line.size() - 1)) ==
+            "end") {
+            ended = true;
+            break;
+        }
+    }
+    // Without `% end`, trailing lines that are not `% key…` lines may be the first data words.
+    std::size_t first_doubtful = lines.size();
+    if (!ended && !*unterminated)
+        while (first_doubtful > 0 && !lines[first_doubtful - 1].keyed) --first_doubtful;
+    std::size_t count = lines.size();
+    if (first_doubtful < lines.size()) {
+        const auto fits = [&](std::size_t k) {  // header = lines [0, k)
+            const std::size_t at = k == 0 ? 0 : lines[k - 1].end;
+            const auto size = static_cast<std::size_t>(total);
+            return size >= at + prefix && (size - at - prefix) % word == 0;
+        };
+        if (total < 0) {
+            count = first_doubtful;  // unknown size: text that is not a key line is data
+        } else {
+            std::vector<std::size_t> fitting;
+            for (std::size_t k = first_doubtful; k <= lines.size(); ++k)
+                if (fits(k)) fitting.push_back(k);
+            if (fitting.size() == 1)
+                count = fitting[0];
+            else if (fitting.size() > 1)
+                *ambiguous = true;
+        }
+    }
+    PropheseeHeader h;
+    h.bytes = count == 0 ? 0 : lines[count - 1].end;
+    for (std::size_t k = 0; k < count; ++k) {
+        const auto& l = lines[k];
+        h.lines.push_back(trim(std::string(
+            reinterpret_cast<const char*>(bytes.data()) + l.begin + 1, l.end - l.begin - 2)));
+    }
+    return h;
+}
+
+std::vector<std::string> read_prophesee_header(ByteSource& src, std::size_t word,
+                                               std::size_t prefix) {
+    constexpr std::size_t limit = std::size_t{1} << 20;
+    std::size_t want = 4096;
+    while (true) {
+        const bool all = !src.ensure(want);
+        const auto w = src.window();
+        const std::int64_t total =
+            src.total_size() >= 0 ? src.total_size() - src.offset() : std::int64_t{-1};
+        bool ambiguous = false, unterminated = false;
+        auto h = scan_prophesee_header(w, all, total, word, prefix, &ambiguous, &unterminated);
+        if (unterminated) {
+            if (all || w.size() > limit)
+                throw FileError(src.name(), src.offset() + std::int64_t(h.bytes),
+                                all ? "header line without end (expected a line ending in '\\n')"
+                                    : "text header longer than 1 MiB");
+            want = w.size() * 2;
+            continue;
+        }
+        if (ambiguous)
+            throw FileError(
+                src.name(), src.offset() + std::int64_t(h.bytes),
+                "header/data ambiguity: the header has no '% end' and the line here may be a "
+                "header line or the first data words (both fit the file size); add '% end' to "
+                "the header");
+        if (h.bytes > limit)
+            throw FileError(src.name(), src.offset(), "text header longer than 1 MiB");
+        // A header that reaches the end of what was seen may go on: look further.
+        if (!all && h.bytes + 4096 > w.size() && w.size() <= limit) {
+            want = w.size() * 2;
+            continue;
+        }
+        src.consume(h.bytes);
+        return h.lines;
+    }
+}
+
 std::pair<std::string, std::string> split_key_value(const std::string& line) {
     const auto sp = line.find_first_of(" \t");
     if (sp == std::string::npos) return {trim(line), ""};
@@ -267,8 +385,9 @@ std::string lower_extension(const std::filesystem::path& path) {
 const std::vector<EventFormat>& event_formats() {
     static const std::vector<EventFormat> formats = {
         detail::aedat2_format(), detail::aedat3_format(), detail::aedat4_format(),
-        detail::evt2_format(),   detail::evt3_format(),   detail::dat_format(),
-        detail::hdf5_format(),   detail::nmnist_format(),
+        detail::evt2_format(),   detail::evt21_format(),  detail::evt3_format(),
+        detail::dat_format(),    detail::hdf5_format(),   detail::text_format(),
+        detail::nmnist_format(),
     };
     return formats;
 }
@@ -299,15 +418,36 @@ std::string detect_event_format(std::span<const std::uint8_t> head,
 namespace {
 
 constexpr std::size_t probe_bytes = 64 * 1024;
+// The probes see a text header whole, up to the size the readers accept (1 MiB) and a little
+// data after it.
+constexpr std::size_t header_probe_limit = (std::size_t{1} << 20) + probe_bytes;
+
+// True when `head` starts with a `%` or `#` text header that goes on past its end.
+bool text_header_unfinished(std::span<const std::uint8_t> head) {
+    if (head.empty() || (head[0] != '%' && head[0] != '#')) return false;
+    const auto marker = head[0];
+    std::size_t pos = 0;
+    while (pos < head.size() && head[pos] == marker) {
+        const auto nl = std::find(head.begin() + static_cast<std::ptrdiff_t>(pos), head.end(),
+                                  std::uint8_t{'\n'});
+        if (nl == head.end()) return true;
+        const std::string_view line(reinterpret_cast<const char*>(head.data()) + pos,
+                                    static_cast<std::size_t>(nl - head.begin()) - pos);
+        pos = static_cast<std::size_t>(nl - head.begin()) + 1;
+        if (line.starts_with("% end") || line.starts_with("#!END-HEADER")) return false;
+    }
+    return pos + probe_bytes / 2 > head.size();
+}
 
 const EventFormat& pick(std::span<const std::uint8_t> head, const std::filesystem::path& path,
                         const std::string& source, const ReaderOptions& options) {
     if (!options.format.empty()) return event_format(options.format);
     const auto name = detect_event_format(head, path);
     if (name.empty())
-        throw FileError(source, 0,
-                        "unrecognised event format (no known magic or header; expected AEDAT "
-                        "2/3.1/4, Prophesee EVT 2.0/3.0 or DAT, HDF5 events or N-MNIST .bin)");
+        throw FileError(
+            source, 0,
+            "unrecognised event format (no known magic or header; expected AEDAT "
+            "2/3.1/4, Prophesee EVT 2.0/2.1/3.0 or DAT, HDF5 events, text events or N-MNIST .bin)");
     return event_format(name);
 }
 
@@ -317,6 +457,9 @@ std::unique_ptr<EventReader> open_event_file(const std::filesystem::path& path,
                                              const ReaderOptions& options) {
     auto src = detail::ByteSource::open_file(path, probe_bytes);
     src->refill();
+    while (text_header_unfinished(src->window()) && src->available() < header_probe_limit &&
+           src->ensure(std::min(2 * src->available(), header_probe_limit))) {
+    }
     const auto& format = pick(src->window(), path, path.string(), options);
     src.reset();
     return format.open_file(path, options);
@@ -325,7 +468,10 @@ std::unique_ptr<EventReader> open_event_file(const std::filesystem::path& path,
 std::unique_ptr<EventReader> open_event_bytes(std::span<const std::uint8_t> bytes,
                                               const ReaderOptions& options,
                                               const std::string& name) {
-    const auto head = bytes.first(std::min(bytes.size(), probe_bytes));
+    auto head = bytes.first(std::min(bytes.size(), probe_bytes));
+    while (text_header_unfinished(head) && head.size() < bytes.size() &&
+           head.size() < header_probe_limit)
+        head = bytes.first(std::min({bytes.size(), 2 * head.size(), header_probe_limit}));
     const auto& format = pick(head, name, name, options);
     if (!format.open_memory)
         throw ConfigError(
@@ -354,9 +500,8 @@ std::vector<Event> read_event_file(const std::filesystem::path& path,
 
 const std::vector<EventWriterFormat>& event_writer_formats() {
     static const std::vector<EventWriterFormat> formats = {
-        detail::hdf5_writer_format(),
-        detail::nmnist_writer_format(),
-        detail::evt2_writer_format(),
+        detail::hdf5_writer_format(), detail::nmnist_writer_format(), detail::evt2_writer_format(),
+        detail::text_writer_format(), detail::csv_writer_format(),
     };
     return formats;
 }
@@ -375,8 +520,8 @@ std::unique_ptr<EventWriter> create_event_writer(const std::filesystem::path& pa
     }
     if (format.empty())
         throw ConfigError(fmt::format(
-            "{}: cannot choose an output format from the extension '{}' (use .h5, .bin or "
-            ".raw, or name one of: {})",
+            "{}: cannot choose an output format from the extension '{}' (use .h5, .bin, "
+            ".raw, .txt or .csv, or name one of: {})",
             path.string(), ext, names));
     throw ConfigError(
         fmt::format("unknown output event format '{}' (writable: {})", format, names));

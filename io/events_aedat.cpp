@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 
@@ -15,8 +16,57 @@
 namespace evformer::io::detail {
 namespace {
 
+// The camera an AEDAT 2.0 file names in its `# AEChip:` header line (jAER's chip class), and
+// the address layout and sensor size that go with it.
+struct Aedat2Chip {
+    enum class Layout { dvs128, davis } layout = Layout::dvs128;
+    Geometry geometry{128, 128};
+    std::string name;  // the class named by the header ("" when there is no AEChip line)
+};
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+// Reads the chip from the header lines; throws FileError naming a chip whose layout is unknown.
+Aedat2Chip aedat2_chip(const std::vector<std::string>& header, const std::string& source) {
+    Aedat2Chip chip;
+    for (const auto& line : header) {
+        const auto at = line.find("AEChip:");
+        if (at == std::string::npos) continue;
+        chip.name = line.substr(at + 7);
+        chip.name.erase(0, chip.name.find_first_not_of(" \t"));
+        chip.name.erase(chip.name.find_last_not_of(" \t\r") + 1);
+    }
+    if (chip.name.empty()) return chip;
+    const auto cls = lower(chip.name.substr(chip.name.rfind('.') + 1));
+    if (cls.find("dvs128") != std::string::npos) return chip;
+    struct Davis {
+        const char* model;
+        Geometry g;
+    };
+    static const Davis davis[] = {{"davis240", {240, 180}},
+                                  {"davis346", {346, 260}},
+                                  {"davis640", {640, 480}},
+                                  {"davis208", {208, 192}},
+                                  {"davis128", {128, 128}}};
+    for (const auto& d : davis)
+        if (cls.rfind(d.model, 0) == 0) {
+            chip.layout = Aedat2Chip::Layout::davis;
+            chip.geometry = d.g;
+            return chip;
+        }
+    throw FileError(source, -1,
+                    fmt::format("AEDAT 2.0 from chip '{}' (# AEChip header line): its address "
+                                "layout is not known (read: DVS128, DAVIS128/208/240/346/640)",
+                                chip.name));
+}
+
 // ---------------------------------------------------------------------------------------------
-// AEDAT 2.0: '#' header lines, then big-endian (u32 address, u32 µs timestamp) records.
+// AEDAT 2.0: '#' header lines, then big-endian (u32 address, u32 µs timestamp) records. The
+// address layout depends on the chip (jAER's DVS128 and DAVIS extractors).
 
 class Aedat2Reader final : public StreamReader {
   public:
@@ -25,10 +75,21 @@ class Aedat2Reader final : public StreamReader {
         const auto header = read_text_header(*src_, '#');
         if (header.empty() || header[0].rfind("!AER-DAT2.0", 0) != 0)
             throw FileError(source_, 0, "not an AEDAT 2.0 file (expected '#!AER-DAT2.0')");
-        geometry_ = opt.geometry.known() ? opt.geometry : Geometry{128, 128};
+        chip_ = aedat2_chip(header, source_);
+        if (chip_.layout == Aedat2Chip::Layout::davis && orientation_ != Aedat2Orientation::jaer)
+            throw ConfigError(
+                fmt::format("{}: --orientation applies to DVS128 addresses; this "
+                            "file is from a {} (read in jAER's DAVIS layout)",
+                            source_, chip_.name));
+        if (chip_.name.empty()) refuse_wide_addresses();
+        geometry_ = opt.geometry.known() ? opt.geometry : chip_.geometry;
     }
 
     std::size_t read(EventChunk& chunk) override {
+        if (chip_.layout == Aedat2Chip::Layout::davis)
+            return fill(chunk, 8, 1, [this](auto w, Event* out, std::size_t room) {
+                return decode_davis(w, out, room);
+            });
         return fill(chunk, 8, 1,
                     [this](auto w, Event* out, std::size_t room) { return decode(w, out, room); });
     }
@@ -36,12 +97,79 @@ class Aedat2Reader final : public StreamReader {
   private:
     std::string record_name() const override { return "AEDAT 2.0 event (8 bytes)"; }
 
+    // Without an AEChip line the file is taken for DVS128 (15-bit addresses, as CIFAR10-DVS);
+    // a file whose first records mostly use wider addresses is from another chip and would
+    // decode to pixels that are not in the recording, so it is refused.
+    void refuse_wide_addresses() {
+        src_->ensure(8 * 256);
+        const auto w = src_->window();
+        const std::size_t records = std::min<std::size_t>(w.size() / 8, 256);
+        std::size_t wide = 0;
+        for (std::size_t i = 0; i < records; ++i) wide += load_be32(w.data() + 8 * i) > 0xFFFF;
+        if (records > 0 && 2 * wide > records)
+            throw FileError(source_, src_->offset(),
+                            fmt::format("AEDAT 2.0 addresses wider than DVS128's 15 bits ({} of "
+                                        "the first {} records) and no '# AEChip:' header line "
+                                        "naming the chip: cannot tell the address layout",
+                                        wide, records));
+    }
+
+    // jAER's DAVIS layout: bit 31 set = APS or IMU sample (skipped), bit 10 set = external
+    // input event (skipped); else y = bits 30..22, raw x = bits 21..12, ON = bit 11, and jAER
+    // shows x = width − 1 − raw x.
+    std::pair<std::size_t, std::size_t> decode_davis(std::span<const std::uint8_t> w, Event* out,
+                                                     std::size_t room) {
+        const std::size_t records = std::min(w.size() / 8, room);
+        const std::uint8_t* p = w.data();
+        const std::uint32_t width = geometry_.width, height = geometry_.height;
+        const std::uint32_t chip_width = chip_.geometry.width;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < records; ++i) {
+            const std::uint32_t addr = load_be32(p + 8 * i);
+            const std::uint32_t ts = load_be32(p + 8 * i + 4);
+            const auto at = src_->offset() + std::int64_t(8 * i);
+            if (addr >> 31) [[unlikely]] {
+                skip("APS/IMU samples (address bit 31)");
+                continue;
+            }
+            if ((addr >> 10) & 1) [[unlikely]] {
+                skip("external input events (address bit 10)");
+                continue;
+            }
+            const std::int64_t t = timestamp(ts, at);
+            const std::uint32_t raw_x = (addr >> 12) & 0x3FF;
+            const std::uint32_t y = (addr >> 22) & 0x1FF;
+            if (raw_x >= chip_width) [[unlikely]] {
+                violation(Violation::coordinate_out_of_range, at);
+                continue;
+            }
+            const Event e{t, static_cast<std::uint16_t>(chip_width - 1 - raw_x),
+                          static_cast<std::uint16_t>(y),
+                          static_cast<std::uint8_t>((addr >> 11) & 1)};
+            if (e.x < width && e.y < height) [[likely]]
+                out[n++] = e;
+            else
+                violation(Violation::coordinate_out_of_range, at);
+        }
+        return {records * 8, n};
+    }
+
+    // A 32-bit timestamp that falls by more than 2³¹ wraps (+2³²); a smaller fall is a violation.
+    std::int64_t timestamp(std::uint32_t ts, std::int64_t at) {
+        if (ts < last_) [[unlikely]] {
+            if (last_ - ts > 0x80000000u)
+                epoch_ += std::int64_t{1} << 32;
+            else
+                violation(Violation::time_backwards, at);
+        }
+        last_ = ts;
+        return epoch_ + ts;
+    }
+
     std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
                                                std::size_t room) {
         const std::size_t records = std::min(w.size() / 8, room);
         const std::uint8_t* p = w.data();
-        std::uint32_t last = last_;
-        std::int64_t epoch = epoch_;
         std::size_t n = 0;
         for (std::size_t i = 0; i < records; ++i) {
             const std::uint32_t addr = load_be32(p + 8 * i);
@@ -54,17 +182,11 @@ class Aedat2Reader final : public StreamReader {
                     skip("external (special) events");
                 continue;
             }
-            if (ts < last) [[unlikely]] {
-                if (last - ts > 0x80000000u)
-                    epoch += std::int64_t{1} << 32;
-                else
-                    violation(Violation::time_backwards, at());
-            }
-            last = ts;
+            const std::int64_t t = timestamp(ts, at());
             const auto raw_x = static_cast<std::uint16_t>((addr >> 1) & 0x7F);
             const auto raw_y = static_cast<std::uint16_t>((addr >> 8) & 0x7F);
             const auto bit0 = static_cast<std::uint8_t>(addr & 1);
-            Event e{epoch + ts, 0, 0, 0};
+            Event e{t, 0, 0, 0};
             switch (orientation_) {
                 case Aedat2Orientation::jaer:
                     e.x = static_cast<std::uint16_t>(127 - raw_x);
@@ -87,12 +209,11 @@ class Aedat2Reader final : public StreamReader {
             else
                 violation(Violation::coordinate_out_of_range, at());
         }
-        last_ = last;
-        epoch_ = epoch;
         return {records * 8, n};
     }
 
     Aedat2Orientation orientation_;
+    Aedat2Chip chip_;
     std::uint32_t last_ = 0;
     std::int64_t epoch_ = 0;
 };
@@ -283,6 +404,7 @@ class FbTable {
 struct Aedat4Stream {
     std::string type;
     Geometry geometry;
+    std::string output, module, source;  // originalOutputName, originalModuleName, info/source
 };
 
 std::string xml_attr(const std::string& xml, std::size_t from, std::size_t to,
@@ -320,6 +442,9 @@ std::map<std::int32_t, Aedat4Stream> parse_streams(const std::string& xml) {
         std::from_chars(sx.data(), sx.data() + sx.size(), w);
         std::from_chars(sy.data(), sy.data() + sy.size(), h);
         s.geometry = {w, h};
+        s.output = xml_attr(xml, from, to, "originalOutputName");
+        s.module = xml_attr(xml, from, to, "originalModuleName");
+        s.source = xml_attr(xml, from, to, "source");
         streams[starts[i].first] = s;
     }
     return streams;
@@ -356,10 +481,9 @@ class Aedat4Reader final : public StreamReader {
                 source_, header_at,
                 fmt::format("unknown AEDAT 4.0 compression {} (expected 0..4)", compression_));
         streams_ = parse_streams(xml);
+        chosen_ = choose_stream(opt.aedat4_stream);
         geometry_ = opt.geometry;
-        for (const auto& [id, s] : streams_)
-            if (s.type == "EVTS" && !geometry_.known() && s.geometry.known())
-                geometry_ = s.geometry;
+        if (!geometry_.known() && chosen_ >= 0) geometry_ = streams_.at(chosen_).geometry;
     }
 
     ~Aedat4Reader() override {
@@ -383,6 +507,35 @@ class Aedat4Reader final : public StreamReader {
     }
 
   private:
+    // The EVTS stream to read: by id or name when asked, else the lowest id; -1 when the file
+    // declares none (then no packet is read). Throws ConfigError for a choice that does not
+    // name exactly one EVTS stream.
+    std::int32_t choose_stream(const std::string& wanted) const {
+        std::vector<std::int32_t> evts;
+        std::string listing;
+        for (const auto& [id, s] : streams_) {
+            if (s.type != "EVTS") continue;
+            evts.push_back(id);
+            listing += fmt::format("{}{} ({}{}{})", listing.empty() ? "" : ", ", id,
+                                   s.output.empty() ? s.module : s.output,
+                                   s.source.empty() ? "" : ", ", s.source);
+        }
+        if (wanted.empty()) return evts.empty() ? -1 : evts.front();
+        std::vector<std::int32_t> match;
+        for (auto id : evts) {
+            const auto& s = streams_.at(id);
+            if (wanted == std::to_string(id) || wanted == s.output || wanted == s.module ||
+                wanted == s.source)
+                match.push_back(id);
+        }
+        if (match.size() != 1)
+            throw ConfigError(fmt::format(
+                "{}: --stream '{}' {} (EVTS streams: {}; name one by id)", source_, wanted,
+                match.empty() ? "names no EVTS stream" : "names several EVTS streams",
+                listing.empty() ? "none" : listing));
+        return match.front();
+    }
+
     std::size_t copy_events(std::size_t k, Event* out) {
         const std::uint8_t* p = plain_.data() + elements_ + 16 * next_;
         std::size_t n = 0;
@@ -423,6 +576,12 @@ class Aedat4Reader final : public StreamReader {
                     fmt::format("AEDAT 4.0 packet size {} (expected 0..256 MiB)", size));
             src_->consume(8);
             const auto it = streams_.find(id);
+            if (it != streams_.end() && it->second.type == "EVTS" && id != chosen_) {
+                skip(fmt::format("EVTS packets of stream {} (not chosen)", id));
+                if (!src_->skip(static_cast<std::uint64_t>(size)))
+                    throw_truncated(*src_, "AEDAT 4.0 packet body");
+                continue;
+            }
             if (it == streams_.end() || it->second.type != "EVTS") {
                 if (it == streams_.end()) violation(Violation::invalid_packet, packet_at_);
                 skip(fmt::format("{} packets",
@@ -521,6 +680,7 @@ class Aedat4Reader final : public StreamReader {
     std::int64_t compression_ = 0;
     std::int64_t data_table_ = -1;
     std::map<std::int32_t, Aedat4Stream> streams_;
+    std::int32_t chosen_ = -1;
     std::vector<std::uint8_t> plain_;
     std::size_t elements_ = 0;
     std::size_t count_ = 0;

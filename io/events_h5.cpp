@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "events_internal.hpp"
 #include "evformer/error.hpp"
@@ -42,6 +43,9 @@ class H5EventReader final : public EventReader {
                                 fmt::format("no dataset {}{} (expected events/x, events/y, "
                                             "events/t and events/p)",
                                             prefix_, name));
+            // A missing filter plugin is the cause to name before anything else.
+            file_.require_filters(prefix_ + name);
+            check_type(name, opt);
             const auto shape = file_.shape(prefix_ + name);
             if (shape.size() != 1)
                 throw FileError(source_, -1,
@@ -75,22 +79,28 @@ class H5EventReader final : public EventReader {
             chunk.set_size(0);
             return 0;
         }
-        const auto x = file_.read_rows<std::uint16_t>(prefix_ + "x", next_, k);
-        const auto y = file_.read_rows<std::uint16_t>(prefix_ + "y", next_, k);
-        const auto t = file_.read_rows<std::int64_t>(prefix_ + "t", next_, k);
-        const auto p = file_.read_rows<std::uint8_t>(prefix_ + "p", next_, k);
+        // x and y are read wide so that negative or too large values are seen, not clipped.
+        const auto x = file_.read_rows<std::int64_t>(prefix_ + "x", next_, k);
+        const auto y = file_.read_rows<std::int64_t>(prefix_ + "y", next_, k);
+        const auto t = read_times(next_, k);
+        const auto p = file_.read_rows<std::int64_t>(prefix_ + "p", next_, k);
         Event* out = chunk.data();
         std::size_t n = 0;
         for (std::size_t i = 0; i < k; ++i) {
-            const Event e{t[i] + t_offset_, x[i], y[i], static_cast<std::uint8_t>(p[i] != 0)};
-            if (e.t < last_) violation(Violation::time_backwards, -1);
-            last_ = e.t;
-            if (p[i] > 1) violation(Violation::bad_polarity, -1);
-            if (geometry_.known() && (e.x >= geometry_.width || e.y >= geometry_.height)) {
+            const std::int64_t te = t[i] + t_offset_;
+            if (te < last_) violation(Violation::time_backwards, -1);
+            last_ = te;
+            if (p[i] < 0 || p[i] > 1) violation(Violation::bad_polarity, -1);
+            const bool inside =
+                geometry_.known()
+                    ? x[i] >= 0 && y[i] >= 0 && x[i] < geometry_.width && y[i] < geometry_.height
+                    : x[i] >= 0 && y[i] >= 0 && x[i] <= 0xFFFF && y[i] <= 0xFFFF;
+            if (!inside) {
                 violation(Violation::coordinate_out_of_range, -1);
                 continue;
             }
-            out[n++] = e;
+            out[n++] = Event{te, static_cast<std::uint16_t>(x[i]), static_cast<std::uint16_t>(y[i]),
+                             static_cast<std::uint8_t>(p[i] != 0)};
         }
         next_ += k;
         chunk.set_size(n);
@@ -100,7 +110,45 @@ class H5EventReader final : public EventReader {
     }
 
   private:
+    // Integer x, y, p and t are read as they are; floating-point t (seconds, as some tools
+    // write) only when the user asks for the conversion; floating-point x, y or p never.
+    void check_type(const char* name, const ReaderOptions& opt) {
+        const auto type = file_.dtype(prefix_ + name);
+        const bool is_float = type == h5::DType::f32 || type == h5::DType::f64;
+        if (!is_float) return;
+        if (name[0] == 't' && opt.float_seconds) {
+            float_t_ = true;
+            return;
+        }
+        throw FileError(
+            source_, -1,
+            name[0] == 't'
+                ? fmt::format("{}t holds {} values: event time must be integer µs (if they are "
+                              "seconds, convert on request: --t-seconds)",
+                              prefix_, h5::dtype_name(type))
+                : fmt::format("{}{} holds {} values, expected integers", prefix_, name,
+                              h5::dtype_name(type)));
+    }
+
+    // Times of rows [first, first + count) in µs: integers as stored, or seconds × 10⁶ rounded
+    // to the nearest µs; a non-finite or out-of-range time is a FileError.
+    std::vector<std::int64_t> read_times(std::size_t first, std::size_t count) {
+        if (!float_t_) return file_.read_rows<std::int64_t>(prefix_ + "t", first, count);
+        const auto seconds = file_.read_rows<double>(prefix_ + "t", first, count);
+        std::vector<std::int64_t> t(seconds.size());
+        for (std::size_t i = 0; i < seconds.size(); ++i) {
+            const double us = std::nearbyint(seconds[i] * 1e6);
+            if (!std::isfinite(us) || std::fabs(us) > 9.0e18)
+                throw FileError(source_, -1,
+                                fmt::format("{}t[{}] = {} s cannot be converted to µs", prefix_,
+                                            first + i, seconds[i]));
+            t[i] = static_cast<std::int64_t>(us);
+        }
+        return t;
+    }
+
     h5::Reader file_;
+    bool float_t_ = false;
     std::string prefix_;
     std::size_t total_ = 0;
     std::size_t next_ = 0;

@@ -100,6 +100,33 @@ class AtomicFile {
 std::vector<std::string> read_text_header(ByteSource& src, char marker,
                                           const std::string& terminator = "");
 
+/// How a Prophesee header (RAW or DAT: `%` lines, `% end` optional) ended.
+struct PropheseeHeader {
+    /// Lines without their marker, leading blanks and line ending.
+    std::vector<std::string> lines;
+    /// Bytes the header takes (data, or DAT's type/size bytes, start there).
+    std::size_t bytes = 0;
+};
+
+/// Finds where a Prophesee header ends in `bytes`, the start of a file (`at_end`: they reach the
+/// end of the input; `total`: the input's size from bytes[0], -1 when unknown). A header line
+/// is `%`, printable text and `\n`; `% end` ends the header. Without `% end`, a first data word
+/// that starts with byte 0x25 ('%') can look like a header line: a line holding bytes that are
+/// not printable text is data; trailing lines that are not of the form `% key…` (such as a bare
+/// `%`) are header or data as the input's size decides — the data after the header (`prefix`
+/// bytes, then whole `word`-byte records) must fill the input exactly. Sets `*ambiguous` when
+/// several readings fit, `*unterminated` when the last line is cut by the end of `bytes` and
+/// more bytes are needed to decide.
+PropheseeHeader scan_prophesee_header(std::span<const std::uint8_t> bytes, bool at_end,
+                                      std::int64_t total, std::size_t word, std::size_t prefix,
+                                      bool* ambiguous, bool* unterminated);
+
+/// Reads a Prophesee header from a source (see scan_prophesee_header) and consumes it. Throws
+/// FileError when a line has no end, the header exceeds 1 MiB, or the end of the header is
+/// truly ambiguous (naming the offset and the two readings).
+std::vector<std::string> read_prophesee_header(ByteSource& src, std::size_t word,
+                                               std::size_t prefix);
+
 /// Splits "key value…" into key and the rest (both trimmed).
 std::pair<std::string, std::string> split_key_value(const std::string& line);
 
@@ -225,12 +252,16 @@ EventFormat aedat3_format();
 EventFormat aedat4_format();
 EventFormat nmnist_format();
 EventFormat evt2_format();
+EventFormat evt21_format();
 EventFormat evt3_format();
 EventFormat dat_format();
 EventFormat hdf5_format();
+EventFormat text_format();
 
 EventWriterFormat hdf5_writer_format();
 EventWriterFormat nmnist_writer_format();
 EventWriterFormat evt2_writer_format();
+EventWriterFormat text_writer_format();
+EventWriterFormat csv_writer_format();
 
 }  // namespace evformer::io::detail

@@ -64,9 +64,22 @@ class NmnistReader final : public StreamReader {
     std::int64_t last_ = 0;
 };
 
-// A headerless format: plausible when the first records have y ≤ 240 and non-decreasing time.
+// True when `head` starts with a line of text after a '%' or '#' (a header, never records).
+bool starts_with_text_line(std::span<const std::uint8_t> head) {
+    if (head.empty() || (head[0] != '%' && head[0] != '#')) return false;
+    for (std::size_t i = 1; i < head.size(); ++i) {
+        const auto c = head[i];
+        if (c == '\n') return i > 1;
+        if ((c < 0x20 && c != '\t' && c != '\r') || c > 0x7E) return false;
+    }
+    return true;
+}
+
+// A headerless format: plausible when the first records have y ≤ 240 and non-decreasing time,
+// are not all the same record (zero-filled or constant bytes), and the file does not start with
+// a `%` or `#` text line.
 int probe_nmnist(std::span<const std::uint8_t> head, const std::filesystem::path& path) {
-    if (head.size() < 5) return 0;
+    if (head.size() < 5 || starts_with_text_line(head)) return 0;
     const auto ext = lower_extension(path);
     const std::size_t records = std::min<std::size_t>(head.size() / 5, 256);
     std::int64_t base = 0;
@@ -82,6 +95,11 @@ int probe_nmnist(std::span<const std::uint8_t> head, const std::filesystem::path
         if (t < last) return 0;
         last = t;
     }
+    bool constant = records >= 2;
+    for (std::size_t i = 1; i < records && constant; ++i)
+        constant = std::equal(head.begin(), head.begin() + 5,
+                              head.begin() + static_cast<std::ptrdiff_t>(5 * i));
+    if (constant) return 0;
     return ext == ".bin" || ext == ".bs2" ? 30 : 10;
 }
 

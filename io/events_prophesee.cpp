@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI2__)
 // GCC 12 reports its own AVX-512 headers' undefined-vector idiom as uninitialised (GCC bug 105593).
@@ -70,23 +71,38 @@ Geometry prophesee_geometry(const std::vector<std::string>& header) {
     return g.known() ? g : Geometry{};
 }
 
-// Which RAW event encoding a header names: 2 or 3, 0 when it does not say.
+// Which RAW event encoding a header names: 2 (EVT 2.0), 21 (EVT 2.1) or 3 (EVT 3.0), 0 when it
+// does not say, -1 for another one.
 int raw_version(const std::vector<std::string>& header) {
     for (const auto& line : header) {
         const auto [key, value] = split_key_value(line);
         if (key == "evt") {
             if (value == "2.0") return 2;
+            if (value == "2.1") return 21;
             if (value == "3.0") return 3;
             return -1;
         }
         if (key == "format") {
-            if (value.rfind("EVT21", 0) == 0) return -1;
+            if (value.rfind("EVT21", 0) == 0) return 21;
             if (value.rfind("EVT2", 0) == 0) return 2;
             if (value.rfind("EVT3", 0) == 0) return 3;
             return -1;
         }
     }
     return 0;
+}
+
+// EVT 2.1 word order: OpenEB's "EVT21;…;endianness=legacy" (the IMX636's order: the 32 bits
+// holding type, time, x and y first, the 32 valid bits second) — also taken for the older
+// `% evt 2.1` header key, which those sensors wrote — or else the plain little-endian 64-bit
+// word (valid bits in the low half).
+bool evt21_legacy(const std::vector<std::string>& header) {
+    for (const auto& line : header) {
+        const auto [key, value] = split_key_value(line);
+        if (key == "format") return value.find("endianness=legacy") != std::string::npos;
+        if (key == "evt") return value == "2.1";
+    }
+    return false;
 }
 
 bool has_raw_keys(const std::vector<std::string>& header) {
@@ -123,7 +139,7 @@ class Evt2Reader final : public StreamReader {
   public:
     Evt2Reader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
         : StreamReader(std::move(src), "evt2", opt) {
-        const auto header = read_text_header(*src_, '%', "end");
+        const auto header = read_prophesee_header(*src_, 4, 0);
         const int v = raw_version(header);
         if (v != 0 && v != 2)
             throw FileError(source_, src_->offset(),
@@ -274,13 +290,129 @@ class Evt2Reader final : public StreamReader {
 };
 
 // ---------------------------------------------------------------------------------------------
+// EVT 2.1: 64-bit words, type in bits 63..60. EVT_NEG/EVT_POS (0/1): 6 time bits 59..54, x
+// 53..43, y 42..32 and 32 valid bits 31..0, one event at (x + k, y) per set bit k; TIME_HIGH
+// (8): time bits 33..6 in bits 59..32; EXT_TRIGGER (0xA), OTHERS (0xE), CONTINUED (0xF).
+
+class Evt21Reader final : public StreamReader {
+  public:
+    Evt21Reader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
+        : StreamReader(std::move(src), "evt21", opt) {
+        const auto header = read_prophesee_header(*src_, 8, 0);
+        const int v = raw_version(header);
+        if (v != 0 && v != 21)
+            throw FileError(source_, src_->offset(),
+                            "header names another event encoding (expected '% evt 2.1' or "
+                            "'% format EVT21')");
+        legacy_ = evt21_legacy(header);
+        apply_geometry(geometry_, header, opt);
+    }
+
+    std::size_t read(EventChunk& chunk) override {
+        if (geometry_.known())
+            return fill(chunk, 8, 32, [this](auto w, Event* out, std::size_t room) {
+                return decode<true>(w, out, room);
+            });
+        return fill(chunk, 8, 32, [this](auto w, Event* out, std::size_t room) {
+            return decode<false>(w, out, room);
+        });
+    }
+
+  private:
+    std::string record_name() const override { return "EVT 2.1 word (8 bytes)"; }
+
+    template <bool CheckXY>
+    std::pair<std::size_t, std::size_t> decode(std::span<const std::uint8_t> w, Event* out,
+                                               std::size_t room) {
+        const std::size_t words = std::min(w.size() / 8, room / 32);
+        const std::uint8_t* p = w.data();
+        const std::uint32_t width = geometry_.width;
+        const std::uint32_t height = geometry_.height;
+        const int rotate = legacy_ ? 32 : 0;
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < words; ++i) {
+            const std::uint64_t raw = load_le64(p + 8 * i);
+            const std::uint64_t word = rotate ? (raw >> 32) | (raw << 32) : raw;
+            const auto type = static_cast<std::uint32_t>(word >> 60);
+            if (type < 2) [[likely]] {
+                auto valid = static_cast<std::uint32_t>(word);
+                const auto x = static_cast<std::uint32_t>((word >> 43) & 2047);
+                const auto y = static_cast<std::uint32_t>((word >> 32) & 2047);
+                if (!has_time_) [[unlikely]] {
+                    skip("events before the first TIME_HIGH",
+                         static_cast<std::uint64_t>(__builtin_popcount(valid)));
+                    continue;
+                }
+                const std::int64_t t = time_high_ | static_cast<std::int64_t>((word >> 54) & 63);
+                const std::uint64_t yp = pack_xyp(0, y, type);
+                if (CheckXY && (y >= height || x + 32 > width)) [[unlikely]] {
+                    n += decode_edge(t, x, y, type, valid, i, out + n);
+                    continue;
+                }
+                while (valid != 0) {
+                    store_event(out + n, t,
+                                yp | (x + static_cast<std::uint32_t>(__builtin_ctz(valid))));
+                    ++n;
+                    valid &= valid - 1;
+                }
+            } else if (type == 8) {
+                const std::int64_t next = static_cast<std::int64_t>((word >> 32) & 0x0FFFFFFF) << 6;
+                if (next < time_high_ && has_time_) [[unlikely]]
+                    violation(Violation::time_backwards, src_->offset() + std::int64_t(8 * i));
+                time_high_ = next;
+                has_time_ = true;
+            } else {
+                other(type, i);
+            }
+        }
+        return {words * 8, n};
+    }
+
+    // A vector at the border of the geometry: each event checked on its own.
+    [[gnu::noinline]] std::size_t decode_edge(std::int64_t t, std::uint32_t x, std::uint32_t y,
+                                              std::uint32_t p, std::uint32_t valid, std::size_t i,
+                                              Event* out) {
+        std::size_t n = 0;
+        while (valid != 0) {
+            const std::uint32_t xk = x + static_cast<std::uint32_t>(__builtin_ctz(valid));
+            valid &= valid - 1;
+            if (xk < geometry_.width && y < geometry_.height)
+                store_event(out + n++, t, pack_xyp(xk, y, p));
+            else
+                violation(Violation::coordinate_out_of_range, src_->offset() + std::int64_t(8 * i));
+        }
+        return n;
+    }
+
+    [[gnu::noinline]] void other(std::uint32_t type, std::size_t i) {
+        switch (type) {
+            case 0xA:
+                skip("EXT_TRIGGER words");
+                break;
+            case 0xE:
+                skip("OTHERS words");
+                break;
+            case 0xF:
+                skip("CONTINUED words");
+                break;
+            default:
+                violation(Violation::unknown_word, src_->offset() + std::int64_t(8 * i));
+        }
+    }
+
+    bool legacy_ = false;
+    std::int64_t time_high_ = 0;
+    bool has_time_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
 // EVT 3.0: 16-bit little-endian words, type in bits 15..12, stateful (y, base x, time).
 
 class Evt3Reader final : public StreamReader {
   public:
     Evt3Reader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
         : StreamReader(std::move(src), "evt3", opt) {
-        const auto header = read_text_header(*src_, '%', "end");
+        const auto header = read_prophesee_header(*src_, 2, 0);
         const int v = raw_version(header);
         if (v != 0 && v != 3)
             throw FileError(source_, src_->offset(),
@@ -320,8 +452,9 @@ class Evt3Reader final : public StreamReader {
         std::size_t n = 0;
         // Each word emits at most 12 events (and a group writes 16 slots past its ADDR_X events).
         while (words - i >= group && room - n >= 12 * group + 16) {
-            const std::size_t made =
-                state_.has_time ? decode_group<CheckXY>(p + 2 * i, out + n) : faulty;
+            const std::size_t made = state_.has_time && !state_.em_row && state_.t >= state_.t_last
+                                         ? decode_group<CheckXY>(p + 2 * i, out + n)
+                                         : faulty;
             n += made != faulty ? made : decode_exact<CheckXY>(p, i, i + group, out + n);
             i += group;
         }
@@ -363,12 +496,16 @@ class Evt3Reader final : public StreamReader {
         const __mmask16 m_y = is(0), m_x = is(2), m_base = is(3), m_v12 = is(4), m_v8 = is(5),
                         m_low = is(6);
         const __mmask16 known = static_cast<__mmask16>(m_y | m_x | m_base | m_v12 | m_v8 | m_low);
-        if (known != 0xFFFF) return faulty;  // TIME_HIGH, skipped or unknown words
+        if (known != 0xFFFF) return faulty;  // TIME_HIGH, EM row, skipped or unknown words
 
         const __m512i v11 = _mm512_and_si512(word, _mm512_set1_epi32(0x7FF));
         const __m512i ys = last_set(v11, m_y, state_.y);
-        const __m512i lows =
-            last_set(_mm512_and_si512(word, _mm512_set1_epi32(0xFFF)), m_low, state_.time_low);
+        const __m512i v12 = _mm512_and_si512(word, _mm512_set1_epi32(0xFFF));
+        const __m512i lows = last_set(v12, m_low, state_.time_low);
+        // A TIME_LOW below the one before it runs time backwards: the per-word path counts it.
+        const __m512i before =
+            _mm512_alignr_epi32(lows, _mm512_set1_epi32(int(state_.time_low)), 15);
+        if (_mm512_mask_cmplt_epu32_mask(m_low, v12, before) != 0) return faulty;
         if constexpr (CheckXY) {
             const __mmask16 out_of_range = static_cast<__mmask16>(
                 _mm512_mask_cmpge_epu32_mask(m_x, v11, _mm512_set1_epi32(int(geometry_.width))) |
@@ -401,12 +538,12 @@ class Evt3Reader final : public StreamReader {
         };
         emit_x(m_x, out);
 
-        // VECT_BASE_X and vector words in order; ADDR_X and VECT_BASE_X set the polarity. A
+        // VECT_BASE_X and vector words in order; VECT_BASE_X alone sets the vector polarity. A
         // vector with events is placed after the ADDR_X events before it, and the ADDR_X events
         // after it are written again behind its events.
         const std::uint32_t width = geometry_.width;
         const std::uint32_t height = geometry_.height;
-        const std::uint32_t m_pol = static_cast<std::uint32_t>(m_x | m_base);
+        const std::uint32_t m_pol = m_base;
         std::uint32_t walk = static_cast<std::uint32_t>(m_base | m_v12 | m_v8);
         std::uint32_t pending = m_x;  // ADDR_X lanes not yet placed for good
         std::uint32_t base_x = state_.base_x;
@@ -428,7 +565,7 @@ class Evt3Reader final : public StreamReader {
                 const std::uint32_t pol_from = m_pol & below;
                 const std::uint32_t p =
                     pol_from != 0 ? (load_le16(q + 2 * (31 - __builtin_clz(pol_from))) >> 11) & 1
-                                  : state_.pol;
+                                  : state_.vect_pol;
                 const std::uint32_t y = lane(ys, k);
                 const std::int64_t t = state_.high_base + lane(lows, k);
                 const std::uint64_t yp = pack_xyp(0, y, p);
@@ -449,9 +586,10 @@ class Evt3Reader final : public StreamReader {
         state_.y = static_cast<std::uint16_t>(lane(ys, 15));
         state_.time_low = lane(lows, 15);
         state_.t = state_.high_base + state_.time_low;
+        if (n > 0) state_.t_last = out[n - 1].t;
         state_.base_x = base_x;
         if (m_pol != 0)
-            state_.pol = static_cast<std::uint8_t>(
+            state_.vect_pol = static_cast<std::uint8_t>(
                 (load_le16(q + 2 * (31 - __builtin_clz(m_pol))) >> 11) & 1);
         return n;
     }
@@ -473,8 +611,13 @@ class Evt3Reader final : public StreamReader {
         const std::uint32_t height = geometry_.height;
         State s = state_;
         std::size_t n = 0;
-        auto emit = [&](std::uint32_t x, std::size_t i) {
-            const Event e{s.t, static_cast<std::uint16_t>(x), s.y, s.pol};
+        auto emit = [&](std::uint32_t x, std::uint32_t pol, std::size_t i) {
+            if (s.has_time) {
+                if (s.t < s.t_last) [[unlikely]]
+                    violation(Violation::time_backwards, src_->offset() + std::int64_t(2 * i));
+                s.t_last = s.t;
+            }
+            const Event e{s.t, static_cast<std::uint16_t>(x), s.y, static_cast<std::uint8_t>(pol)};
             out[n] = e;
             bool ok = s.has_time;
             if constexpr (CheckXY) ok = ok && x < width && s.y < height;
@@ -486,38 +629,48 @@ class Evt3Reader final : public StreamReader {
         };
         for (std::size_t i = begin; i < end; ++i) {
             const std::uint32_t word = load_le16(p + 2 * i);
-            switch (word >> 12) {
+            const std::uint32_t type = word >> 12;
+            // Address words of an EM row (opened by type 0x1) are not CD events.
+            if (s.em_row && type >= 0x2 && type <= 0x5) [[unlikely]] {
+                skip("address words of EM rows");
+                continue;
+            }
+            switch (type) {
                 case 0x0:
                     s.y = static_cast<std::uint16_t>(word & 0x7FF);
+                    s.em_row = false;
+                    break;
+                case 0x1:
+                    s.em_row = true;
+                    skip("EM rows (type 0x1 words)");
                     break;
                 case 0x2:
-                    s.pol = static_cast<std::uint8_t>((word >> 11) & 1);
-                    emit(word & 0x7FF, i);
+                    emit(word & 0x7FF, (word >> 11) & 1, i);
                     break;
                 case 0x3:
-                    s.pol = static_cast<std::uint8_t>((word >> 11) & 1);
+                    s.vect_pol = static_cast<std::uint8_t>((word >> 11) & 1);
                     s.base_x = word & 0x7FF;
                     break;
                 case 0x4:
                 case 0x5: {
-                    const bool v12 = (word >> 12) == 0x4;
+                    const bool v12 = type == 0x4;
                     std::uint32_t mask = word & (v12 ? 0xFFFu : 0xFFu);
                     while (mask != 0) {
-                        emit(s.base_x + static_cast<std::uint32_t>(__builtin_ctz(mask)), i);
+                        emit(s.base_x + static_cast<std::uint32_t>(__builtin_ctz(mask)), s.vect_pol,
+                             i);
                         mask &= mask - 1;
                     }
                     s.base_x += v12 ? 12 : 8;
                     break;
                 }
                 case 0x6:
-                    s.time_low = word & 0xFFF;
-                    s.t = s.high_base + s.time_low;
+                    time_low(s, word & 0xFFF);
                     break;
                 case 0x8:
-                    time_high(s, word & 0xFFF, i);
+                    time_high(s, word & 0xFFF);
                     break;
                 default:
-                    other(word >> 12, i);
+                    other(type, i);
             }
         }
         state_ = s;
@@ -532,23 +685,33 @@ class Evt3Reader final : public StreamReader {
         std::uint32_t time_low = 0;
         std::uint32_t base_x = 0;
         std::uint16_t y = 0;
-        std::uint8_t pol = 0;
+        std::uint8_t vect_pol = 0;  // polarity of vector words, set by VECT_BASE_X only
+        // Time of the last event stamped: an event below it is a time_backwards violation
+        // (time words alone may fall and rise again — real streams repeat a TIME_HIGH and then
+        // restore the time with a TIME_LOW — without any event seeing it).
+        std::int64_t t_last = std::numeric_limits<std::int64_t>::min();
         bool has_time = false;
+        bool em_row = false;  // inside a row opened by a type 0x1 (EM) word
     };
 
-    // TIME_HIGH: 12 bits of time above TIME_LOW; the 24-bit counter loops when it falls by at
-    // least half its range (2048), a smaller fall is a protocol violation.
-    void time_high(State& s, std::uint32_t value, std::size_t i) {
-        if (s.has_time && value < s.time_high) [[unlikely]] {
-            if (s.time_high - value >= 2048)
-                s.loops += std::int64_t{1} << 24;
-            else
-                violation(Violation::time_backwards, src_->offset() + std::int64_t(2 * i));
-        }
+    // TIME_LOW: the low 12 bits within the current TIME_HIGH period (used as sent).
+    static void time_low(State& s, std::uint32_t value) {
+        s.time_low = value;
+        s.t = s.high_base + value;
+    }
+
+    // TIME_HIGH: 12 bits of time above TIME_LOW, starting its period at TIME_LOW 0 (as OpenEB's
+    // decoders do). The 24-bit counter loops when TIME_HIGH falls by at least half its range
+    // (2048); any other fall of the time (a smaller fall, or the same TIME_HIGH again after a
+    // TIME_LOW above 0) is a violation at the first event stamped with it.
+    static void time_high(State& s, std::uint32_t value) {
+        if (s.has_time && value < s.time_high && s.time_high - value >= 2048) [[unlikely]]
+            s.loops += std::int64_t{1} << 24;
         s.time_high = value;
-        s.has_time = true;
         s.high_base = s.loops + (std::int64_t{value} << 12);
-        s.t = s.high_base + s.time_low;
+        s.time_low = 0;
+        s.t = s.high_base;
+        s.has_time = true;
     }
 
     [[gnu::noinline, gnu::cold]] void reject(bool has_time, std::size_t i) {
@@ -578,6 +741,11 @@ class Evt3Reader final : public StreamReader {
     State state_;
 };
 
+// What a DAT event type other than CD holds, for messages.
+const char* dat_type_name(std::uint8_t type) {
+    return type == 0x0E ? " (external-trigger events)" : "";
+}
+
 // ---------------------------------------------------------------------------------------------
 // DAT: '%' header, then event type and size bytes, then 8-byte records (u32 t, u32 address).
 
@@ -585,19 +753,19 @@ class DatReader final : public StreamReader {
   public:
     DatReader(std::unique_ptr<ByteSource> src, const ReaderOptions& opt)
         : StreamReader(std::move(src), "dat", opt) {
-        const auto header = read_text_header(*src_, '%');
+        const auto header = read_prophesee_header(*src_, 8, 2);
         apply_geometry(geometry_, header, opt);
         if (!src_->ensure(2)) throw_truncated(*src_, "DAT event type/size bytes");
         const auto type = src_->window()[0];
         const auto size = src_->window()[1];
+        if (type != 0x00 && type != 0x0C)
+            throw FileError(source_, src_->offset(),
+                            fmt::format("DAT event type 0x{:02x}{} is not read (only CD events, "
+                                        "type 0x00 or 0x0c)",
+                                        int(type), dat_type_name(type)));
         if (size != 8)
             throw FileError(source_, src_->offset() + 1,
                             fmt::format("DAT event size {} (expected 8)", int(size)));
-        if (type != 0x00 && type != 0x0C)
-            throw FileError(source_, src_->offset(),
-                            fmt::format("DAT event type 0x{:02x} (expected 0x00 or 0x0c, CD "
-                                        "events)",
-                                        int(type)));
         src_->consume(2);
     }
 
@@ -726,14 +894,16 @@ class DatReader final : public StreamReader {
     std::int64_t epoch_ = 0;
 };
 
+// A `%` header without RAW keys, then an event type byte and the event size 8. Types other
+// than CD are recognised too, so that the reader names them.
 int probe_dat(std::span<const std::uint8_t> head) {
     if (head.empty() || head[0] != '%') return 0;
-    std::size_t end = 0;
-    const auto header = probe_text_header(head, '%', &end);
-    if (raw_version(header) != 0 || has_raw_keys(header)) return 0;
-    if (end + 2 <= head.size() && head[end + 1] == 8 && (head[end] == 0 || head[end] == 0x0C))
-        return 80;
-    return 0;
+    bool ambiguous = false, unterminated = false;
+    const auto h = scan_prophesee_header(head, false, -1, 8, 2, &ambiguous, &unterminated);
+    if (unterminated || raw_version(h.lines) != 0 || has_raw_keys(h.lines)) return 0;
+    const std::size_t end = h.bytes;
+    if (end + 2 > head.size() || head[end + 1] != 8) return 0;
+    return head[end] == 0 || head[end] == 0x0C ? 80 : 60;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,6 +977,14 @@ EventFormat evt2_format() {
         "evt2", "Prophesee RAW, EVT 2.0 (32-bit words)",
         [](std::span<const std::uint8_t> head, const std::filesystem::path&) {
             return probe_raw(head, 2);
+        });
+}
+
+EventFormat evt21_format() {
+    return stream_format<Evt21Reader>(
+        "evt21", "Prophesee RAW, EVT 2.1 (64-bit vectorised words)",
+        [](std::span<const std::uint8_t> head, const std::filesystem::path&) {
+            return probe_raw(head, 21);
         });
 }
 

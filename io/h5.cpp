@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -52,6 +53,34 @@ class Handle {
     hid_t id_ = H5I_INVALID_HID;
     herr_t (*close_)(hid_t) = nullptr;
 };
+
+// The messages on HDF5's error stack, outermost first ("" when it is empty): the cause of a
+// failed call, kept in our messages.
+std::string hdf5_cause() {
+    std::string out;
+    H5Ewalk2(
+        H5E_DEFAULT, H5E_WALK_DOWNWARD,
+        [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+            auto* text = static_cast<std::string*>(data);
+            if (e->desc && *e->desc) {
+                if (!text->empty()) *text += "; ";
+                *text += e->desc;
+            }
+            return 0;
+        },
+        &out);
+    return out;
+}
+
+// Names of the HDF5 filters event files use (registered ids, from the HDF Group's list).
+std::string filter_name(H5Z_filter_t id) {
+    static const std::map<H5Z_filter_t, const char*> names = {
+        {1, "deflate (gzip)"}, {2, "shuffle"},   {3, "Fletcher32"}, {4, "szip"},
+        {307, "bzip2"},        {32001, "Blosc"}, {32004, "LZ4"},    {32008, "bitshuffle"},
+        {32013, "zfp"},        {32015, "zstd"},  {32026, "Blosc2"}, {0x8ECF, "Prophesee ECF"}};
+    const auto it = names.find(id);
+    return it != names.end() ? it->second : "unregistered filter";
+}
 
 hid_t native_type(DType t) {
     switch (t) {
@@ -463,9 +492,13 @@ std::vector<T> Reader::read(const std::string& dataset) const {
     const auto shape = impl_->shape_of(ds.get());
     std::vector<T> out(element_count(shape));
     if (!out.empty() && H5Dread(ds.get(), native_type(dtype_of<T>()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                out.data()) < 0)
-        impl_->fail(fmt::format("cannot read {} as {} (corrupt data or unconvertible type)",
-                                normalise(dataset), dtype_name(dtype_of<T>())));
+                                out.data()) < 0) {
+        const auto cause = hdf5_cause();
+        require_filters(dataset);
+        impl_->fail(fmt::format("cannot read {} as {} (corrupt data or unconvertible type){}",
+                                normalise(dataset), dtype_name(dtype_of<T>()),
+                                cause.empty() ? "" : ": HDF5 says: " + cause));
+    }
     return out;
 }
 
@@ -500,10 +533,34 @@ std::vector<T> Reader::read_rows(const std::string& dataset, std::size_t first,
     Handle mem_space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                      H5Sclose);
     if (H5Dread(ds.get(), native_type(dtype_of<T>()), mem_space.get(), file_space.get(),
-                H5P_DEFAULT, out.data()) < 0)
-        impl_->fail(
-            fmt::format("cannot read rows {}..{} of {}", first, first + count, normalise(dataset)));
+                H5P_DEFAULT, out.data()) < 0) {
+        const auto cause = hdf5_cause();
+        require_filters(dataset);
+        impl_->fail(fmt::format("cannot read rows {}..{} of {}{}", first, first + count,
+                                normalise(dataset), cause.empty() ? "" : ": HDF5 says: " + cause));
+    }
     return out;
+}
+
+void Reader::require_filters(const std::string& dataset) const {
+    auto ds = impl_->open_dataset(dataset);
+    Handle plist(H5Dget_create_plist(ds.get()), H5Pclose);
+    if (!plist.valid()) return;
+    const int n = H5Pget_nfilters(plist.get());
+    for (int i = 0; i < n; ++i) {
+        unsigned flags = 0;
+        std::size_t nvalues = 0;
+        char name[64] = {};
+        const H5Z_filter_t id = H5Pget_filter2(plist.get(), static_cast<unsigned>(i), &flags,
+                                               &nvalues, nullptr, sizeof name, name, nullptr);
+        if (id < 0 || H5Zfilter_avail(id) > 0) continue;
+        const char* plugin_path = std::getenv("HDF5_PLUGIN_PATH");
+        impl_->fail(fmt::format(
+            "{} is compressed with the {} filter (id {}{}), which this HDF5 library cannot load: "
+            "install the filter plugin and set HDF5_PLUGIN_PATH to its folder (now {})",
+            normalise(dataset), filter_name(id), id, *name ? fmt::format(", '{}'", name) : "",
+            plugin_path ? fmt::format("'{}'", plugin_path) : "unset"));
+    }
 }
 
 bool Reader::has_attr(const std::string& object, const std::string& key) const {

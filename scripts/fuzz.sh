@@ -2,13 +2,13 @@
 # Builds the libFuzzer targets of the event decoders with clang (ASan + UBSan) and runs each for
 # SECONDS (default 60), seeded with the shared sample recordings.
 # Needs the Debian packages clang and libclang-rt-14-dev (the libFuzzer runtime).
-# Usage: scripts/fuzz.sh [SECONDS] [format…]   (formats: aedat2 aedat3 aedat4 nmnist evt2 evt3 dat)
+# Usage: scripts/fuzz.sh [SECONDS] [format…]   (formats: aedat2 aedat3 aedat4 nmnist evt2 evt21 evt3 dat text)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
 shift || true
 formats=("$@")
-[ ${#formats[@]} -eq 0 ] && formats=(aedat2 aedat3 aedat4 nmnist evt2 evt3 dat)
+[ ${#formats[@]} -eq 0 ] && formats=(aedat2 aedat3 aedat4 nmnist evt2 evt21 evt3 dat text)
 build="$root/build-fuzz"
 data="${EVFORMER_EVENTS_DATA:-$root/../shared/data/events}"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -26,6 +26,14 @@ for f in "${formats[@]}"; do
     evt3) seeds=("$data"/evt3_*.raw) ;;
     dat) seeds=("$data"/*.dat) ;;
     nmnist) seeds=("$data"/*.bin) ;;
+    aedat2) seeds=("$data"/../regressions/events/*.aedat) ;;
+    evt21)  # no shared EVT 2.1 sample: a hand-made header, TIME_HIGH and vector words
+      printf '%% format EVT21;height=480;width=640\n%% end\n\x00\x00\x00\x00\x01\x00\x00\x80\x05\x00\x00\x80\x14\x50\xc0\x10' >"$corpus/seed-evt21"
+      seeds=() ;;
+    text)
+      printf '# t x y p\n0.000001 1 2 1\n0.5 3 4 0\n' >"$corpus/seed-text"
+      printf 't,x,y,p\n1,2,3,1\n2,5,6,0\n' >"$corpus/seed-csv"
+      seeds=() ;;
     *) seeds=() ;;
   esac
   for s in "${seeds[@]}"; do

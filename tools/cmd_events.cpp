@@ -22,7 +22,9 @@ struct ReaderFlags {
     std::string format;
     std::string orientation = "jaer";
     std::string sensor;
+    std::string stream;
     bool strict = false;
+    bool t_seconds = false;
 };
 
 io::Geometry parse_geometry(const std::string& text, const char* option) {
@@ -50,6 +52,8 @@ io::ReaderOptions reader_options(const ReaderFlags& f) {
     else
         o.aedat2_orientation = io::Aedat2Orientation::tonic;
     if (!f.sensor.empty()) o.geometry = parse_geometry(f.sensor, "--sensor");
+    o.aedat4_stream = f.stream;
+    o.float_seconds = f.t_seconds;
     return o;
 }
 
@@ -64,6 +68,11 @@ void add_reader_flags(CLI::App* cmd, ReaderFlags& f) {
     cmd->add_option("--sensor", f.sensor, "Sensor size WxH when the file does not state it");
     cmd->add_flag("--strict", f.strict,
                   "Fail at the first protocol violation instead of counting it");
+    cmd->add_option("--stream", f.stream,
+                    "AEDAT 4.0 with several event streams: the EVTS stream to read, by id or "
+                    "name (default: the lowest id; the others are skipped and counted)");
+    cmd->add_flag("--t-seconds", f.t_seconds,
+                  "HDF5 events whose t is floating-point seconds: convert to integer µs");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,8 +255,8 @@ const RegisterCommand reg("events", [](CLI::App& app) {
     conv->add_option("output", conv_opt->output,
                      "File to write (format from the extension: .h5/.hdf5, .bin/.bs2, .raw)")
         ->required();
-    conv->add_option("--to", conv_opt->to, "Output format: hdf5, nmnist or evt2")
-        ->check(CLI::IsMember({"hdf5", "nmnist", "evt2"}));
+    conv->add_option("--to", conv_opt->to, "Output format: hdf5, nmnist, evt2, text or csv")
+        ->check(CLI::IsMember({"hdf5", "nmnist", "evt2", "text", "csv"}));
     add_reader_flags(conv, conv_opt->reader);
     conv->callback([conv_opt] { run_convert(*conv_opt); });
 

@@ -60,8 +60,8 @@ inline Bytes evt2_sample() {
     return b;
 }
 
-/// An EVT 3.0 file exercising every word type, vectors, TIME_HIGH loops, a TIME_LOW drop (not an
-/// overflow), skipped and unknown words.
+/// An EVT 3.0 file exercising every word type, vectors, TIME_HIGH loops (each TIME_HIGH starts
+/// its period at TIME_LOW 0), skipped and unknown words.
 inline Bytes evt3_sample() {
     Bytes b;
     put_text(b, "% evt 3.0\n% format EVT3;height=720;width=1280\n% end\n");
@@ -77,11 +77,11 @@ inline Bytes evt3_sample() {
     put_le16(b, 0xE000);                // OTHERS (skipped)
     put_le16(b, 0x7000);                // CONTINUED_4 (skipped)
     put_le16(b, 0xF000);                // CONTINUED_12 (skipped)
-    put_le16(b, 0x1000);                // unknown type: violation
+    put_le16(b, 0x9000);                // reserved type: violation
     put_le16(b, 0x8000 | 4095);         // TIME_HIGH 4095
-    put_le16(b, 0x8000 | 1);            // falls by 4094: loop, t = 2^24 + 4096 + 7
+    put_le16(b, 0x8000 | 1);            // falls by 4094: loop, t = 2^24 + 4096 (TIME_LOW 0)
     put_le16(b, 0x2000 | 50);           // OFF x 50                            → event 6
-    put_le16(b, 0x6000 | 3);            // TIME_LOW drop: t = 2^24 + 4096 + 3 (no overflow)
+    put_le16(b, 0x6000 | 3);            // TIME_LOW 3: t = 2^24 + 4096 + 3
     put_le16(b, 0x2000 | 51);           //                                     → event 7
     put_le16(b, 0x8000 | 0);            // falls by 1: violation
     put_le16(b, 0x2000 | 1300);         // x beyond 1280: violation, dropped
@@ -175,16 +175,20 @@ struct A4Event {
 };
 
 /// An AEDAT 4.0 file with an EVTS stream (id 0) and a skipped IMUS stream (id 1), one EVTS
-/// packet per event list, compressed as `compression` (0 none, 1 LZ4, 3 zstd).
-inline Bytes aedat4_sample(int compression, const std::vector<std::vector<A4Event>>& packets) {
-    const std::string xml =
-        "<dv version=\"2.0\"><node name=\"outInfo\" path=\"/mainloop/Recorder/outInfo/\">"
-        "<node name=\"0\" path=\"/mainloop/Recorder/outInfo/0/\">"
-        "<attr key=\"typeIdentifier\" type=\"string\">EVTS</attr>"
-        "<node name=\"info\" path=\"/mainloop/Recorder/outInfo/0/info/\">"
-        "<attr key=\"sizeX\" type=\"int\">64</attr><attr key=\"sizeY\" type=\"int\">48</attr>"
-        "</node></node><node name=\"1\" path=\"/mainloop/Recorder/outInfo/1/\">"
-        "<attr key=\"typeIdentifier\" type=\"string\">IMUS</attr></node></node></dv>";
+/// packet per event list, compressed as `compression` (0 none, 1 LZ4, 3 zstd). With `stream1`
+/// (and an `xml` declaring stream 1 as EVTS), stream 1 gets EVTS packets of those events instead.
+inline Bytes aedat4_sample(int compression, const std::vector<std::vector<A4Event>>& packets,
+                           const std::vector<std::vector<A4Event>>* stream1 = nullptr,
+                           std::string xml = "") {
+    if (xml.empty())
+        xml =
+            "<dv version=\"2.0\"><node name=\"outInfo\" path=\"/mainloop/Recorder/outInfo/\">"
+            "<node name=\"0\" path=\"/mainloop/Recorder/outInfo/0/\">"
+            "<attr key=\"typeIdentifier\" type=\"string\">EVTS</attr>"
+            "<node name=\"info\" path=\"/mainloop/Recorder/outInfo/0/info/\">"
+            "<attr key=\"sizeX\" type=\"int\">64</attr><attr key=\"sizeY\" type=\"int\">48</attr>"
+            "</node></node><node name=\"1\" path=\"/mainloop/Recorder/outInfo/1/\">"
+            "<attr key=\"typeIdentifier\" type=\"string\">IMUS</attr></node></node></dv>";
     Bytes fb;
     put_le32(fb, 20);  // root table at 20
     put_text(fb, "IOHE");
@@ -221,7 +225,7 @@ inline Bytes aedat4_sample(int compression, const std::vector<std::vector<A4Even
         put_le32(b, std::uint32_t(body.size()));
         append(b, body);
     };
-    for (const auto& events : packets) {
+    auto evts_packet = [&](const std::vector<A4Event>& events) {
         Bytes p;
         put_le32(p, 16);  // root table at 16
         put_text(p, "EVTS");
@@ -242,8 +246,14 @@ inline Bytes aedat4_sample(int compression, const std::vector<std::vector<A4Even
         Bytes sized;
         put_le32(sized, std::uint32_t(p.size()));
         append(sized, p);
-        packet(0, sized);
-        packet(1, Bytes(24, 0x55));  // an IMU packet, skipped unread
+        return sized;
+    };
+    for (std::size_t i = 0; i < packets.size(); ++i) {
+        packet(0, evts_packet(packets[i]));
+        if (stream1)
+            packet(1, evts_packet((*stream1)[i]));
+        else
+            packet(1, Bytes(24, 0x55));  // an IMU packet, skipped unread
     }
     return b;
 }

@@ -62,15 +62,15 @@ TEST_CASE("evt2 decoder handles every word type and counts violations") {
     check_buffer_sizes(evt2_sample(), expected);
 }
 
-TEST_CASE("evt3 decoder expands vectors, loops TIME_HIGH and keeps a TIME_LOW drop") {
+TEST_CASE("evt3 decoder expands vectors, loops TIME_HIGH and starts each period at TIME_LOW 0") {
     const auto d = decode(evt3_sample());
     CHECK(d.format == "evt3");
     CHECK(d.geometry == Geometry{1280, 720});
     const std::int64_t t0 = 5 * 4096 + 7;
-    const std::int64_t t1 = (std::int64_t{1} << 24) + 4096 + 7;
+    const std::int64_t t1 = (std::int64_t{1} << 24) + 4096;
     const std::vector<Event> expected = {{t0, 100, 3, 1},   {t0, 200, 3, 0}, {t0, 202, 3, 0},
                                          {t0, 211, 3, 0},   {t0, 212, 3, 0}, {t1, 50, 3, 0},
-                                         {t1 - 4, 51, 3, 0}};
+                                         {t1 + 3, 51, 3, 0}};
     CHECK(d.events == expected);
     CHECK(d.violations[Violation::unknown_word] == 1);
     CHECK(d.violations[Violation::time_backwards] == 1);
@@ -213,6 +213,6 @@ TEST_CASE("writers reject events their format cannot hold") {
     CHECK_THROWS_AS(write_event_file(dir / "a.raw", backwards), evformer::ConfigError);
     const std::vector<Event> wide = {{10, 300, 1, 0}};
     CHECK_THROWS_AS(write_event_file(dir / "a.bin", wide), evformer::ConfigError);
-    CHECK_THROWS_AS(write_event_file(dir / "a.txt", wide), evformer::ConfigError);
+    CHECK_THROWS_AS(write_event_file(dir / "a.xyz", wide), evformer::ConfigError);
     CHECK(!std::filesystem::exists(dir / "a.bin"));
 }

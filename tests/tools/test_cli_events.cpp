@@ -106,7 +106,7 @@ TEST_CASE("events commands fail with one line on stderr for missing files and ba
         {"events frames", bin, "--crop 1,2,3"},
         {"events info --bogus x"},
         {"events info --format nosuch", bin},
-        {"events convert", bin, q(dir / "o.txt")},
+        {"events convert", bin, q(dir / "o.xyz")},
     };
     for (const auto& parts : cases) {
         std::string args;

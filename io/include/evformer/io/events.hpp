@@ -109,6 +109,14 @@ struct ReaderOptions {
     Aedat2Orientation aedat2_orientation = Aedat2Orientation::jaer;
     /// Sensor size to assume when the file does not state it (0 × 0 = unknown).
     Geometry geometry;
+    /// AEDAT 4.0 event stream to read when a file has several EVTS streams (e.g. two cameras):
+    /// its id ("1") or name (originalOutputName, originalModuleName or source of the stream);
+    /// "" = the EVTS stream with the lowest id. Packets of the other EVTS streams are skipped
+    /// and counted, never merged.
+    std::string aedat4_stream;
+    /// HDF5 events whose `t` dataset holds floating-point seconds: convert to integer µs
+    /// (rounded to nearest) instead of refusing the file.
+    bool float_seconds = false;
 };
 
 /// Streams the events of one recording in bounded chunks.

@@ -157,6 +157,11 @@ class Reader {
     std::vector<T> read_rows(const std::string& dataset, std::size_t first,
                              std::size_t count) const;
 
+    /// Throws FileError when a filter the dataset's chunks need (Blosc, LZ4, zstd, bitshuffle,
+    /// Prophesee ECF, …) cannot be loaded by this HDF5 library, naming the filter, its id and
+    /// HDF5_PLUGIN_PATH (the folder where HDF5 looks for filter plugins).
+    void require_filters(const std::string& dataset) const;
+
     bool has_attr(const std::string& object, const std::string& key) const;
     std::vector<std::string> attrs(const std::string& object) const;
     AttrValue attr(const std::string& object, const std::string& key) const;
