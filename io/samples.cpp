@@ -98,7 +98,20 @@ std::vector<SparseFrames> bin_all(const EventDataset& ds, const std::vector<Even
     auto work = [&] {
         for (std::size_t i = next++; i < samples.size(); i = next++) {
             try {
-                out[i] = SparseFrames::from_dense(ds.frames(samples[i], options));
+                const auto events = ds.load(samples[i]);
+                FrameOptions o = options;
+                if (!o.sensor.known()) o.sensor = ds.sensor;
+                out[i] = SparseFrames::from_dense(bin_events(events, o));
+                FrameBinner crop(resolve_frame_options(o), 0, 0, 0);
+                std::int64_t first = 0, last = 0;
+                bool any = false;
+                for (const auto& e : events)
+                    if (crop.keeps(e)) {
+                        if (!any) first = e.t;
+                        last = e.t;
+                        any = true;
+                    }
+                out[i].duration_us = last - first;
             } catch (...) {
                 const std::lock_guard lock(failure_mutex);
                 if (!failure) failure = std::current_exception();

@@ -712,15 +712,16 @@ struct DenseSpikformer::Impl {
         std::vector<double> c_sum(rows_tb * heads, 0.0), nz(rows_tb * heads, 0.0);
         parallel_items(rows_tb * heads, 4, [&](std::size_t task) {
             const std::size_t tb = task / heads, hd = task % heads;
-            thread_local Buf m;
+            thread_local Buf m, acc;
             m.resize(n_tok * n_tok);
+            acc.resize(dh);  // D/H has no upper bound in the spec
             const float* q = b.q.s.data() + tb * n_tok * d + hd * dh;
             const float* k = b.k.s.data() + tb * n_tok * d + hd * dh;
             const float* v = b.v.s.data() + tb * n_tok * d + hd * dh;
             attention_map(q, k, delta[hd], kappa, m.data(), &c_sum[task], &nz[task]);
             float* out = b.attn_pre.data() + tb * n_tok * d + hd * dh;
             for (std::size_t i = 0; i < n_tok; ++i) {
-                float acc[256] = {};
+                std::fill(acc.begin(), acc.end(), 0.f);
                 for (std::size_t j = 0; j < n_tok; ++j) {
                     const float mij = m[i * n_tok + j];
                     if (mij == 0.f) continue;

@@ -2,7 +2,8 @@
 // core, against baselines run in the same process: the project's dense evaluation forward
 // (DenseSpikformer, batch 1 and 64), a plain fan-out loop (a weight row added per event, the
 // physical reference for SOP throughput) and the PyTorch CPU anchors measured on this machine.
-// A sweep over input intensity shows the cost growing with the number of events.
+// A sweep over input intensity shows the cost growing with the number of events. For an event
+// model (two input channels) it times real recordings instead and adds the real-time factor.
 #include <fmt/format.h>
 #include <tbb/global_control.h>
 
@@ -15,10 +16,13 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "data_options.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/idx.hpp"
 #include "evformer/models/builder.hpp"
+#include "evformer/models/builder_run.hpp"
 #include "evformer/models/network.hpp"
+#include "evformer/models/trainer.hpp"
 #include "evformer/models/weights.hpp"
 
 namespace evformer::tools {
@@ -29,6 +33,7 @@ constexpr double kTorchBatch64Ms = 3.0;  // per sample at batch 64
 
 struct BenchOptions {
     std::string model;
+    DataOptions data;
     std::size_t samples = 200;
     std::string save_weights;
     bool json = false;
@@ -137,6 +142,101 @@ double dense_ms(const models::ModelWeights& weights, const io::ImageDataset& dat
     return 1e3 * total / double(batches * batch);
 }
 
+// Event recordings: the engine on per-step event lists (first conv event-driven), the dense
+// forward on the same frames at batch 1 and 64, and the real-time factor (recording time
+// simulated per second of wall time).
+void bench_events(const models::ModelWeights& weights, const std::string& label,
+                  const BenchOptions& opt) {
+    auto data_opt = opt.data;
+    if (data_opt.limit == 0) data_opt.limit = opt.samples;
+    const auto samples = open_data(data_opt, weights.spec);
+    models::check_samples_fit(weights.spec, *samples, label);
+    const std::size_t count = samples->size();
+    const auto net = models::build_network(weights);
+    fmt::print("evformer bench run — {}; {}; one core\n", label, samples->describe());
+    std::vector<std::vector<sim::EventList>> inputs;
+    double recorded_us = 0, input_events = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        inputs.push_back(models::engine_events(samples->events(i)));
+        recorded_us += double(samples->events(i).duration_us);
+        input_events += double(samples->events(i).events());
+    }
+    sim::Simulator simulator(net);
+    for (std::size_t i = 0; i < std::min<std::size_t>(5, count); ++i)
+        simulator.run_events(inputs[i]);  // warm-up
+    EngineRun engine;
+    const double cpu_start = thread_cpu_seconds();
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        const auto res = simulator.run_events(inputs[i]);
+        const auto t = res.total();
+        engine.sops += double(t.sops);
+        engine.spikes += double(t.spikes);
+        engine.correct += res.prediction == samples->label(i);
+    }
+    const double wall = seconds_since(start);
+    engine.ms_per_sample = 1e3 * wall / double(count);
+    engine.cpu_ms_per_sample = 1e3 * (thread_cpu_seconds() - cpu_start) / double(count);
+    engine.sops /= double(count);
+    engine.spikes /= double(count);
+    const double sops_per_s = engine.sops / (engine.ms_per_sample * 1e-3);
+
+    auto dense_ms_events = [&](std::size_t batch) {
+        models::DenseSpikformer dense(weights);
+        const std::size_t plane = samples->dense_size();
+        std::vector<float> input(batch * plane);
+        const std::size_t batches =
+            std::max<std::size_t>(1, std::min<std::size_t>(count, 128) / batch);
+        auto fill = [&](std::size_t first) {
+            for (std::size_t b = 0; b < batch; ++b)
+                samples->dense((first + b) % count, input.data() + b * plane);
+        };
+        fill(0);
+        dense.forward_eval(input.data(), batch, nullptr, models::InputLayout::event_frames);
+        double total = 0;
+        for (std::size_t k = 0; k < batches; ++k) {
+            fill(k * batch);
+            const auto t0 = std::chrono::steady_clock::now();
+            dense.forward_eval(input.data(), batch, nullptr, models::InputLayout::event_frames);
+            total += seconds_since(t0);
+        }
+        return 1e3 * total / double(batches * batch);
+    };
+    const double dense1 = dense_ms_events(1), dense64 = dense_ms_events(64);
+    const double realtime = recorded_us * 1e-6 / wall;
+
+    fmt::print(
+        "\nevent-driven engine, one recording at a time: {:.3f} ms/recording   {:.0f} input "
+        "events   {:.3f} M SOPs/recording   {:.1f} k spikes   accuracy {:.1f}%\n",
+        engine.ms_per_sample, input_events / double(count), engine.sops / 1e6, engine.spikes / 1e3,
+        100.0 * double(engine.correct) / double(count));
+    fmt::print("  throughput {:.2f} G SOP/s per core; thread CPU time {:.3f} ms/recording\n",
+               sops_per_s / 1e9, engine.cpu_ms_per_sample);
+    fmt::print(
+        "  real-time factor {:.1f}x ({:.3f} s of recordings simulated in {:.3f} s of wall "
+        "time)\n",
+        realtime, recorded_us * 1e-6, wall);
+    fmt::print("\nbaselines (per recording, same frames)   ms     engine speed-up\n");
+    fmt::print("  dense forward (DenseSpikformer) b=1  {:8.3f}   {:6.2f}x\n", dense1,
+               dense1 / engine.ms_per_sample);
+    fmt::print("  dense forward (DenseSpikformer) b=64 {:8.3f}   {:6.2f}x\n", dense64,
+               dense64 / engine.ms_per_sample);
+    if (opt.json) {
+        const nlohmann::json j{{"benchmark", "run"},
+                               {"model", label},
+                               {"data", samples->describe()},
+                               {"samples", count},
+                               {"ms_per_sample_batch1", engine.ms_per_sample},
+                               {"cpu_ms_per_sample", engine.cpu_ms_per_sample},
+                               {"sops_per_sample", engine.sops},
+                               {"sops_per_s", sops_per_s},
+                               {"realtime_factor", realtime},
+                               {"dense_ms_per_sample_batch1", dense1},
+                               {"dense_ms_per_sample_batch64", dense64}};
+        fmt::print("{}\n", j.dump());
+    }
+}
+
 void bench(const BenchOptions& opt) {
     tbb::global_control one_core(tbb::global_control::max_allowed_parallelism, 1);
     std::string label = opt.model;
@@ -150,6 +250,7 @@ void bench(const BenchOptions& opt) {
         weights = models::load_weights(label);
     }
     if (!opt.save_weights.empty()) models::save_weights(weights, opt.save_weights);
+    if (weights.spec.in_channels == 2) return bench_events(weights, label, opt);
     const auto data = io::load_mnist_like(io::resolve_dataset_dir("fashion-mnist"), "test");
     models::check_model_fits(weights.spec, label, 1, data.rows, data.cols, data.classes);
     const std::size_t count = std::min(opt.samples, data.count);
@@ -234,6 +335,12 @@ const RegisterCommand reg("bench.run", [](CLI::App& app) {
                     "Weights file (default examples/models/fmnist-ssa-bin.h5, else random "
                     "weights)");
     cmd->add_option("--samples", opt->samples, "Test samples to time (default 200)");
+    cmd->add_option("--data", opt->data.data,
+                    "Event models: the recordings to time (default "
+                    "examples/data/nmnist_test100); image models use fashion-mnist");
+    cmd->add_option("--split-by", opt->data.split_by,
+                    "Event data: frames of equal event count (number) or duration (time)")
+        ->check(CLI::IsMember({"number", "time"}));
     cmd->add_option("--save-weights", opt->save_weights,
                     "Also write the weights used (e.g. the generated random ones) to FILE");
     cmd->add_flag("--json", opt->json,

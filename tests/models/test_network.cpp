@@ -74,3 +74,21 @@ TEST_CASE("event frames with identical frames give the static-image result") {
     const auto e = net.forward_eval(frames.data(), 2, nullptr, m::InputLayout::event_frames);
     for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(e[i]));
 }
+
+TEST_CASE("a head wider than 256 channels runs (D/H has no bound in the spec)") {
+    // regression: the attention accumulator was a float[256] indexed up to D/H
+    auto spec = small_spec();
+    spec.dim = 320;
+    spec.heads = 1;
+    spec.in_height = spec.in_width = 4;
+    spec.pool_after = {false, false, false, false};
+    spec.time_steps = 1;
+    m::DenseSpikformer net(m::init_weights(spec, 3));
+    const auto x = random_images(spec, 2, 4);
+    const auto logits = net.forward_eval(x.data(), 2);
+    REQUIRE(logits.size() == 2 * spec.classes);
+    for (float l : logits) CHECK(std::isfinite(l));
+    std::vector<int> labels{1, 2};
+    const auto r = net.train_step(x.data(), labels.data(), 2);
+    CHECK(std::isfinite(r.loss));
+}

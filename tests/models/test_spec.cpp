@@ -51,6 +51,10 @@ TEST_CASE("invalid specs are rejected with the broken rule") {
     s = {};
     s.time_steps = 0;
     CHECK_THROWS_AS(s.validate(), ConfigError);
+    // the trainer's and the engine's LIF agree only for a reset to 0
+    s = {};
+    s.lif.v_reset = -0.5;
+    CHECK_THROWS_WITH_AS(s.validate(), doctest::Contains("v_reset = -0.5 must be 0"), ConfigError);
 }
 
 TEST_CASE("the spec round-trips through JSON and rejects unknown keys and variants") {

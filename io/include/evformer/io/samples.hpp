@@ -48,6 +48,8 @@ struct SparseFrames {
     std::vector<std::uint32_t> frame_begin;  ///< frames + 1 offsets
     std::vector<std::uint32_t> index;        ///< channel-major neuron index
     std::vector<std::uint16_t> count;        ///< events per entry
+    /// Time from the first to the last binned event of the recording, µs (0 when unknown).
+    std::int64_t duration_us = 0;
 
     /// The non-zero counts of dense frames (layout `[T, C, H, W]`, as FrameTensor: C = 2).
     static SparseFrames from_dense(const FrameTensor& frames);
