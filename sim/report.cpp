@@ -58,7 +58,10 @@ RunReport RunAccumulator::report(const EnergyModel& energy) const {
         const auto& c = total[l];
         LayerReport lr;
         lr.name = info.name;
-        lr.kind = info.kind;
+        // the first conv is real-valued on static images but event-driven on event input (SOPs,
+        // no MACs): then it is counted and estimated like any event-driven conv
+        const bool event_input = info.kind == LayerKind::conv_real && c.macs == 0;
+        lr.kind = event_input ? LayerKind::conv : info.kind;
         lr.neurons = info.neurons;
         lr.spikes = double(c.spikes) * per;
         lr.firing_rate = info.kind == LayerKind::head
@@ -68,7 +71,7 @@ RunReport RunAccumulator::report(const EnergyModel& energy) const {
         lr.macs = double(c.macs) * per;
         lr.membrane_updates = double(c.membrane_updates) * per;
         // The paper's estimate: fr_in × T × FLOPs, fr_in = input spikes / (input neurons × T).
-        switch (info.kind) {
+        switch (lr.kind) {
             case LayerKind::conv_real:
             case LayerKind::head:
                 lr.macs_estimated = info.kind == LayerKind::head ? info.flops : steps * info.flops;

@@ -140,6 +140,9 @@ TEST_CASE("run and eval give the same accuracy on the same binned recordings") {
     CHECK(first.name == "sps/lif0");
     CHECK(first.sops > 0);
     CHECK(first.macs == 0);
+    CHECK(first.kind == sim::LayerKind::conv);
+    CHECK(first.macs_estimated == 0);
+    CHECK(first.sops_estimated > 0);  // the paper's fr_in × T × FLOPs over the input events
     CHECK(run.report.data.find("nmnist_test100") != std::string::npos);
 }
 
