@@ -30,9 +30,12 @@ m::ModelSpec tiny_spec(evformer::sim::AttentionVariant variant, bool pooling = f
 }
 
 // Checks every trainable tensor at a few entries against central finite differences of the
-// training loss in smooth mode.
-void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = false) {
-    const auto spec = tiny_spec(variant, pooling);
+// training loss in smooth mode; with `events`, the input is T frames of two-channel counts.
+void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = false,
+                     bool events = false) {
+    auto spec = tiny_spec(variant, pooling);
+    if (events) spec.in_channels = 2;
+    const auto layout = events ? m::InputLayout::event_frames : m::InputLayout::static_image;
     auto w = m::init_weights(spec, 11);
     // larger linear weights than the init so the smooth spikes carry signal through every layer
     std::mt19937 rng(5);
@@ -45,14 +48,15 @@ void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = fal
             for (auto& v : t.data) v = 0.5f;
     m::DenseSpikformer net(w);
     const std::size_t batch = 3;
-    std::vector<float> x(batch * spec.in_height * spec.in_width);
+    std::vector<float> x(batch * (events ? spec.time_steps : 1) * spec.in_channels *
+                         spec.in_height * spec.in_width);
     std::uniform_real_distribution<float> u(0.f, 1.f);
-    for (auto& v : x) v = u(rng);
+    for (auto& v : x) v = events ? float(rng() % 3) : u(rng);  // event counts 0..2
     const int labels[batch] = {0, 2, 1};
     m::TrainOptions opt;
     opt.smooth = true;
     opt.update_running = false;
-    net.train_step(x.data(), labels, batch, opt);
+    net.train_step(x.data(), labels, batch, opt, layout);
     const auto grads = net.gradients();
     std::size_t checked = 0, kinks = 0;
     for (const auto& [name, g] : grads) {
@@ -63,9 +67,9 @@ void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = fal
             const float orig = param.data[i];
             const float eps = 2e-3f;
             param.data[i] = orig + eps;
-            const double lp = net.train_loss(x.data(), labels, batch, opt);
+            const double lp = net.train_loss(x.data(), labels, batch, opt, layout);
             param.data[i] = orig - eps;
-            const double lm = net.train_loss(x.data(), labels, batch, opt);
+            const double lm = net.train_loss(x.data(), labels, batch, opt, layout);
             param.data[i] = orig;
             const double fd = (lp - lm) / (2.0 * eps);
             const double an = g.data[i];
@@ -76,7 +80,7 @@ void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = fal
                 // A max-pool window whose two largest inputs swap order inside [−ε, ε] makes
                 // the loss a kink there: the one-sided differences disagree, and the central
                 // difference is no derivative. Such probes are counted, not compared.
-                const double l0 = net.train_loss(x.data(), labels, batch, opt);
+                const double l0 = net.train_loss(x.data(), labels, batch, opt, layout);
                 const double right = (lp - l0) / eps, left = (l0 - lm) / eps;
                 if (!close(right, left)) {
                     ++kinks;
@@ -108,4 +112,17 @@ TEST_CASE("smooth-mode backward matches finite differences for bin") {
 
 TEST_CASE("smooth-mode backward matches finite differences through both max-pools") {
     check_gradients(evformer::sim::AttentionVariant::ssa_bin, true);
+}
+
+TEST_CASE("smooth-mode backward matches finite differences for bin-shift (shift, no Δ)") {
+    check_gradients(evformer::sim::AttentionVariant::bin_shift);
+}
+
+TEST_CASE("smooth-mode backward matches finite differences for bin-mean (Δ, no shift)") {
+    check_gradients(evformer::sim::AttentionVariant::bin_mean);
+}
+
+TEST_CASE("smooth-mode backward matches finite differences on event frames") {
+    // two input channels and T distinct frames: the event-frame input layout
+    check_gradients(evformer::sim::AttentionVariant::ssa_bin, false, true);
 }
