@@ -91,13 +91,14 @@ FrameTensor bin_events(std::span<const Event> events, const FrameOptions& option
 }
 
 FrameTensor bin_event_file(const std::filesystem::path& path, FrameOptions options,
-                           const ReaderOptions& reader_options) {
+                           const ReaderOptions& reader_options, FrameOptions* resolved) {
     auto reader = open_event_file(path, reader_options);
     if (!options.sensor.known()) options.sensor = reader->geometry();
     if (!options.sensor.known())
         throw ConfigError(path.string() +
                           ": the file does not state its sensor size; give it (--sensor WxH)");
     const auto o = resolve_frame_options(options);
+    if (resolved) *resolved = o;
     FrameBinner probe(o, 0, 0, 0);
     EventChunk chunk;
     std::uint64_t kept = 0;

@@ -218,9 +218,7 @@ void run_frames(const FramesOptions& opt) {
         fo.out_height = g.height;
     }
     if (fo.frames == 0) throw ConfigError("--T must be at least 1");
-    auto frames = io::bin_event_file(opt.input, fo, ro);
-    if (!fo.sensor.known()) fo.sensor = io::open_event_file(opt.input, ro)->geometry();
-    fo = io::resolve_frame_options(fo);
+    auto frames = io::bin_event_file(opt.input, fo, ro, &fo);  // fo: as applied
     const auto out = opt.output.empty()
                          ? std::filesystem::path(opt.input).stem().string() + ".frames.h5"
                          : opt.output;

@@ -281,3 +281,19 @@ TEST_CASE("open_samples names what is wrong with --data") {
     o.frames.frames = 0;
     CHECK_THROWS_AS(open_samples(o), evformer::ConfigError);
 }
+
+TEST_CASE("bin_event_file reports the options it applied (sensor from the file, crop, size)") {
+    FrameOptions o;
+    o.frames = 2;
+    o.crop_x = 2;
+    o.out_width = 16;
+    FrameOptions applied;
+    const auto f = bin_event_file(data_dir / "evt3_gen41_hd_expelliarmus.raw", o, {}, &applied);
+    CHECK(applied.sensor == Geometry{1280, 720});
+    CHECK(applied.crop_width == 1278);
+    CHECK(applied.crop_height == 720);
+    CHECK(applied.out_width == 16);
+    CHECK(applied.out_height == 720);
+    CHECK(f.width == 16);
+    CHECK(f.height == 720);
+}

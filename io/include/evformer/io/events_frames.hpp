@@ -83,9 +83,12 @@ class FrameBinner {
 FrameTensor bin_events(std::span<const Event> events, const FrameOptions& options);
 
 /// Bins a recording in two streaming passes (constant memory); the sensor size defaults to the
-/// file's geometry (options.sensor overrides it).
+/// file's geometry (options.sensor overrides it). When `resolved` is given it receives the options
+/// as applied (sensor, crop and output size filled in), so callers need not open the file again.
+/// Throws FileError (unreadable or corrupt file) and ConfigError (unknown sensor size, bad crop).
 FrameTensor bin_event_file(const std::filesystem::path& path, FrameOptions options,
-                           const ReaderOptions& reader_options = {});
+                           const ReaderOptions& reader_options = {},
+                           FrameOptions* resolved = nullptr);
 
 /// Writes frames to HDF5: dataset /frames [T, 2, H, W] as "f32" or "u16", with attributes
 /// (format "evformer-frames", split_by, sensor and crop), atomically.
