@@ -86,6 +86,7 @@ std::string ModelSpec::to_json() const {
     j["in_height"] = in_height;
     j["in_width"] = in_width;
     j["pool_after"] = pool_after;
+    j["input_crop"] = input_crop;
     j["classes"] = classes;
     j["bn_eps"] = bn_eps;
     j["lif"] = {{"tau", lif.tau},
@@ -135,10 +136,11 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
         throw ConfigError(std::string("model spec is not valid JSON: ") + e.what());
     }
     if (!j.is_object()) throw ConfigError("model spec must be a JSON object");
-    reject_unknown(j,
-                   {"blocks", "dim", "heads", "mlp_ratio", "time_steps", "in_channels", "in_height",
-                    "in_width", "pool_after", "classes", "bn_eps", "lif", "attention"},
-                   "");
+    reject_unknown(
+        j,
+        {"blocks", "dim", "heads", "mlp_ratio", "time_steps", "in_channels", "in_height",
+         "in_width", "pool_after", "input_crop", "classes", "bn_eps", "lif", "attention"},
+        "");
     ModelSpec s;
     take(j, "blocks", s.blocks, "");
     take(j, "dim", s.dim, "");
@@ -149,6 +151,7 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
     take(j, "in_height", s.in_height, "");
     take(j, "in_width", s.in_width, "");
     take(j, "pool_after", s.pool_after, "");
+    take(j, "input_crop", s.input_crop, "");  // absent in files written before it existed
     take(j, "classes", s.classes, "");
     take(j, "bn_eps", s.bn_eps, "");
     if (auto it = j.find("lif"); it != j.end()) {

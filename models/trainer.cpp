@@ -291,6 +291,10 @@ io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
     o.frames.frames = spec.time_steps;
     o.frames.out_width = static_cast<std::uint32_t>(spec.in_width);
     o.frames.out_height = static_cast<std::uint32_t>(spec.in_height);
+    o.frames.crop_x = spec.input_crop[0];
+    o.frames.crop_y = spec.input_crop[1];
+    o.frames.crop_width = spec.input_crop[2];
+    o.frames.crop_height = spec.input_crop[3];
     if (split_by == "number")
         o.frames.split_by = io::SplitBy::number;
     else if (split_by == "time")

@@ -26,6 +26,7 @@ struct TrainCli {
     std::string out, checkpoint, variant, train_shift;
     std::size_t threads = 0;
     std::string input_size;
+    std::string crop;
     std::string pool_after;
     bool resume = false;
     bool no_flip = false;
@@ -87,6 +88,19 @@ void run_train(TrainCli& cli) {
         m.in_channels = 2;
         m.in_width = ds.sensor.width;
         m.in_height = ds.sensor.height;
+        if (!cli.crop.empty()) {
+            unsigned v[4] = {};
+            char c[3] = {};
+            char extra = 0;
+            if (std::sscanf(cli.crop.c_str(), "%u%c%u%c%u%c%u%c", &v[0], &c[0], &v[1], &c[1], &v[2],
+                            &c[2], &v[3], &extra) != 7 ||
+                c[0] != ',' || c[1] != ',' || c[2] != ',' || v[2] == 0 || v[3] == 0)
+                throw ConfigError("--crop '" + cli.crop +
+                                  "': expected X,Y,WIDTH,HEIGHT in sensor pixels, e.g. 0,0,64,64");
+            m.input_crop = {v[0], v[1], v[2], v[3]};
+            m.in_width = v[2];
+            m.in_height = v[3];
+        }
         if (!cli.input_size.empty()) {
             unsigned w = 0, h = 0;
             char x = 0, extra = 0;
@@ -179,9 +193,12 @@ const RegisterCommand reg("train", [](CLI::App& app) {
         ->check(CLI::IsMember({"number", "time"}));
     cmd->add_option("--event-drop", c.event_drop,
                     "Event data: probability of dropping each event in augmentation (default 0)");
+    cmd->add_option("--crop", cli->crop,
+                    "Event data: crop window X,Y,WIDTH,HEIGHT in sensor pixels, stored in the "
+                    "model (default: the whole sensor)");
     cmd->add_option("--input-size", cli->input_size,
-                    "Event data: frame size WxH the sensor is down-sampled to (default: the "
-                    "sensor size)");
+                    "Event data: frame size WxH the sensor (or crop) is down-sampled to (default: "
+                    "the sensor or crop size)");
     cmd->add_option("--epochs", c.epochs, "Epochs")->check(CLI::Range(1, 100000));
     cmd->add_option("--batch", c.batch, "Batch size")->check(CLI::Range(1, 4096));
     cmd->add_option("--lr", c.lr, "Peak learning rate (AdamW)");

@@ -205,3 +205,17 @@ TEST_CASE("a tiny training run on real N-MNIST recordings lowers the loss") {
     wrong.model.in_channels = 1;
     CHECK_THROWS_AS(m::train(wrong, false, "test"), evformer::ConfigError);
 }
+
+TEST_CASE("the spec's crop window and input size decide how recordings are binned") {
+    auto spec = event_spec(4);
+    spec.input_crop = {2, 3, 30, 28};
+    spec.in_width = 15;  // 30 → 15: 2×1 blocks summed
+    spec.in_height = 28;
+    const auto samples = recordings(spec, 2);
+    CHECK(samples->shape() == io::SampleShape{2, 28, 15, 4});
+    // the round trip through the weights' JSON keeps the window
+    CHECK(m::ModelSpec::from_json(spec.to_json()).input_crop == spec.input_crop);
+    spec.input_crop = {10, 10, 30, 30};  // 10 + 30 > 34
+    CHECK_THROWS_WITH_AS(recordings(spec, 1), doctest::Contains("must lie inside the 34x34 sensor"),
+                         evformer::ConfigError);
+}

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "evformer/sim/attention_variant.hpp"
@@ -45,6 +46,9 @@ struct ModelSpec {
     std::size_t in_height = 28;
     std::size_t in_width = 28;
     std::array<bool, 4> pool_after{false, false, true, true};  ///< max-pool after SPS stage i
+    /// Event input: the crop window {x, y, width, height} in sensor pixels taken before the
+    /// frames are scaled to in_width × in_height; width = height = 0 is the whole sensor.
+    std::array<std::uint32_t, 4> input_crop{0, 0, 0, 0};
     std::size_t classes = 10;
     double bn_eps = 1e-5;
     LifSpec lif;

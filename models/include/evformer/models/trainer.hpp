@@ -72,8 +72,8 @@ struct EvalResult {
 void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_t count,
                      float* out);
 
-/// How a dataset is opened for a model: T frames and the output size from the spec (event
-/// data), the split rule from `split_by` ("number" or "time"; ConfigError otherwise).
+/// How a dataset is opened for a model: T frames, the crop window and the output size from the
+/// spec (event data), the split rule from `split_by` ("number" or "time"; ConfigError otherwise).
 io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
                                  const std::string& split, const std::string& split_by = "number",
                                  std::size_t limit = 0);
