@@ -27,6 +27,19 @@ void add_linear_bn(std::vector<ParameterInfo>& out, const std::string& prefix,
     add_bn(out, prefix + name + "_bn", outf);
 }
 
+// Every dataset in the file under `group`, by path ("a/b/c"), skipping the provenance group.
+void list_datasets(const io::h5::Reader& r, const std::string& group,
+                   std::vector<std::string>& out) {
+    for (const auto& name : r.list(group.empty() ? "/" : group)) {
+        const std::string path = group.empty() ? name : group + "/" + name;
+        if (path == "provenance") continue;
+        if (r.is_dataset(path))
+            out.push_back(path);
+        else if (r.is_group(path))
+            list_datasets(r, path, out);
+    }
+}
+
 }  // namespace
 
 std::vector<ParameterInfo> parameter_layout(const ModelSpec& spec) {
@@ -157,7 +170,22 @@ ModelWeights load_weights(const std::filesystem::path& path) {
     } catch (const ConfigError& e) {
         throw FileError(file, -1, std::string("root attribute 'spec': ") + e.what());
     }
-    for (const auto& p : parameter_layout(w.spec)) {
+    const auto layout = parameter_layout(w.spec);
+    // Loading is strict: a tensor the spec does not name (e.g. a second block in a file whose
+    // spec was edited to one block) is refused, never silently left unread.
+    std::set<std::string> expected;
+    for (const auto& p : layout) expected.insert(p.name);
+    std::vector<std::string> present;
+    list_datasets(r, "", present);
+    for (const auto& name : present)
+        if (!expected.count(name))
+            throw FileError(file, -1,
+                            fmt::format("unexpected tensor '{}': not part of the model its spec "
+                                        "describes ({} blocks, dim {}, variant {}); the spec "
+                                        "and the tensors disagree",
+                                        name, w.spec.blocks, w.spec.dim,
+                                        sim::info(w.spec.attention.variant).name));
+    for (const auto& p : layout) {
         if (!r.is_dataset(p.name))
             throw FileError(file, -1,
                             fmt::format("tensor '{}' is missing (expected shape {})", p.name,

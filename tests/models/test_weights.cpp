@@ -118,3 +118,57 @@ TEST_CASE("a file that is not a weights file, or of another version, is refused"
     CHECK_THROWS_WITH_AS(m::load_weights(dir / "future.h5"), doctest::Contains("version 99"),
                          FileError);
 }
+
+TEST_CASE("a tensor outside the spec's layout is refused by name, not ignored (issue 14)") {
+    ScratchDir dir;
+    m::ModelSpec two;
+    two.dim = 16;
+    two.heads = 2;
+    two.blocks = 2;
+    const auto w2 = m::zero_weights(two);
+    auto one = two;
+    one.blocks = 1;
+    // A two-block file whose spec was edited to say one block.
+    {
+        evformer::io::h5::Writer out(dir / "edited.h5");
+        out.attr("/", "format", std::string(m::kWeightsFormat));
+        out.attr("/", "format_version", m::kWeightsFormatVersion);
+        out.attr("/", "spec", one.to_json());
+        for (const auto& p : m::parameter_layout(two))
+            out.write<float>(p.name, w2.tensors.at(p.name).data, p.shape);
+        out.group("provenance");
+        out.attr("provenance", "dataset", std::string("fashion-mnist"));
+        out.commit();
+    }
+    CHECK_THROWS_WITH_AS(m::load_weights(dir / "edited.h5"),
+                         doctest::Contains("unexpected tensor 'blocks/1/"), FileError);
+    // A stray dataset at the root or deep in a known group is refused too; provenance is not a
+    // tensor and may hold anything.
+    const auto w1 = m::zero_weights(one);
+    for (const std::string stray : {"notes", "sps/conv0/weight_orig", "head/extra/scale"}) {
+        CAPTURE(stray);
+        evformer::io::h5::Writer out(dir / "stray.h5");
+        out.attr("/", "format", std::string(m::kWeightsFormat));
+        out.attr("/", "format_version", m::kWeightsFormatVersion);
+        out.attr("/", "spec", one.to_json());
+        for (const auto& p : m::parameter_layout(one))
+            out.write<float>(p.name, w1.tensors.at(p.name).data, p.shape);
+        out.write<float>(stray, std::vector<float>{1.f}, {1});
+        out.write<float>("provenance/loss_curve", std::vector<float>{1.f, 0.5f}, {2});
+        out.commit();
+        CHECK_THROWS_WITH_AS(m::load_weights(dir / "stray.h5"),
+                             doctest::Contains(("unexpected tensor '" + stray + "'").c_str()),
+                             FileError);
+    }
+    {
+        evformer::io::h5::Writer out(dir / "prov.h5");
+        out.attr("/", "format", std::string(m::kWeightsFormat));
+        out.attr("/", "format_version", m::kWeightsFormatVersion);
+        out.attr("/", "spec", one.to_json());
+        for (const auto& p : m::parameter_layout(one))
+            out.write<float>(p.name, w1.tensors.at(p.name).data, p.shape);
+        out.write<float>("provenance/loss_curve", std::vector<float>{1.f, 0.5f}, {2});
+        out.commit();
+    }
+    CHECK(m::load_weights(dir / "prov.h5").spec.blocks == 1);
+}
