@@ -30,7 +30,17 @@ void write_rasters(const std::filesystem::path& path, const RasterFile& file) {
     w.attr("/", "format_version", std::int64_t{1});
     w.attr("/", "time_steps", static_cast<std::int64_t>(file.time_steps));
     w.attr("/", "model", file.model);
-    w.attr("/", "neuron_order", std::string("channel-last"));
+    // The self-description comes from the rasters themselves (set by the recorder that converts
+    // the indices): one order for the file if all populations share it, else "per-node".
+    std::string order;
+    for (std::size_t p = 0; p < populations; ++p) {
+        const auto& o = file.samples[0].rasters[p].neuron_order;
+        if (o.empty())
+            throw ConfigError("rasters: population '" + file.samples[0].rasters[p].name +
+                              "' does not state its neuron order");
+        order = order.empty() || order == o ? o : "per-node";
+    }
+    w.attr("/", "neuron_order", order);
     std::vector<std::int64_t> index, label, prediction;
     for (const auto& s : file.samples) {
         index.push_back(static_cast<std::int64_t>(s.index));
@@ -55,7 +65,7 @@ void write_rasters(const std::filesystem::path& path, const RasterFile& file) {
         std::vector<double> time(samples * width, std::numeric_limits<double>::infinity());
         for (std::size_t s = 0; s < samples; ++s) {
             const auto& r = file.samples[s].rasters[p];
-            if (r.name != first.name)
+            if (r.name != first.name || r.neuron_order != first.neuron_order)
                 throw ConfigError("rasters: population " + std::to_string(p) +
                                   " differs between samples");
             for (std::size_t e = 0; e < r.idx.size(); ++e) {
@@ -75,6 +85,7 @@ void write_rasters(const std::filesystem::path& path, const RasterFile& file) {
         w.write<std::int64_t>(obs + "/n_events", n_events, {samples});
         w.write<std::int64_t>(node + "/shape", shape, {shape.size()});
         w.attr(node, "layer", first.name);
+        w.attr(node, "neuron_order", first.neuron_order);
         w.attr(node, "position", static_cast<std::int64_t>(p));
         w.attr(obs, "__type__", std::string("EventData"));
         w.attr(obs, "n_neurons", static_cast<std::int64_t>(neurons));
@@ -122,6 +133,8 @@ RasterFile read_rasters(const std::filesystem::path& path) {
         for (std::size_t s = 0; s < samples; ++s) {
             sim::Raster ras;
             ras.name = layer;
+            if (r.has_attr(node, "neuron_order"))
+                ras.neuron_order = r.attr_string(node, "neuron_order");
             for (auto d : shape64) ras.shape.push_back(std::size_t(d));
             if (n_events[s] < 0 || std::size_t(n_events[s]) > dims[1])
                 throw FileError(file, -1, obs + "/n_events: more events than the row holds");

@@ -151,7 +151,10 @@ SpikeRecorder::SpikeRecorder(const Network& net, const std::vector<std::string>&
         if (!chosen) continue;
         slot_[i] = static_cast<int>(rasters_.size());
         if (i < 5) channels_[i] = infos[i].shape[0];
-        rasters_.push_back({infos[i].name, infos[i].shape, {}, {}});
+        // record() converts conv populations to channel-major; token populations keep the
+        // engine's token-major order: the raster states the order it is converted to here
+        rasters_.push_back(
+            {infos[i].name, infos[i].shape, channels_[i] ? kChannelMajor : kTokenMajor, {}, {}});
     }
     for (const auto& name : layers) {
         bool known = false;

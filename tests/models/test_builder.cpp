@@ -166,3 +166,58 @@ TEST_CASE("rasters round-trip through HDF5: re-read spikes equal the engine's") 
     CHECK(r.attr_int("nodes/sps.lif0/observables/spikes", "n_neurons") == 8 * 28 * 28);
     CHECK_THROWS_AS(m::read_rasters(dir / "missing.h5"), evformer::FileError);
 }
+
+TEST_CASE("a raster file's neuron_order matches its indices (issue 14: it said channel-last)") {
+    // Only channel 2 of sps/lif0 can fire, and only near the bright top-left corner of the
+    // image: decoding the file's indices with the order the file states must give exactly that.
+    ScratchDir dir;
+    m::ModelSpec spec;
+    spec.blocks = 1;
+    auto w = m::zero_weights(spec);
+    auto& conv0 = w.tensors.at("sps/conv0/weight");  // [C, 1, 3, 3]
+    for (std::size_t k = 0; k < 9; ++k) conv0.data[2 * 9 + k] = 1.f;
+    std::vector<std::uint8_t> image(28 * 28, 0);
+    for (std::size_t y = 0; y < 6; ++y)
+        for (std::size_t x = 0; x < 6; ++x) image[y * 28 + x] = 255;
+    const auto net = m::build_network(w);
+    sim::Simulator simulator(net);
+    sim::SpikeRecorder recorder(net, {"sps/lif0", "blocks/0/mlp/fc1_lif"});
+    const auto r = simulator.run_image(m::image_currents(image, spec), &recorder);
+    m::RasterFile file;
+    file.time_steps = net.time_steps;
+    file.model = "one channel";
+    file.samples.push_back({0, 0, r.prediction, recorder.rasters()});
+    m::write_rasters(dir / "r.h5", file);
+
+    evformer::io::h5::Reader h5(dir / "r.h5");
+    const std::string node = "nodes/sps.lif0";
+    const auto order = h5.attr_string(node, "neuron_order");
+    const auto shape = h5.read<std::int64_t>(node + "/shape");
+    REQUIRE(shape == std::vector<std::int64_t>{std::int64_t(spec.dim / 8), 28, 28});
+    const auto n = h5.read<std::int64_t>(node + "/observables/spikes/n_events")[0];
+    const auto idx = h5.read<std::int64_t>(node + "/observables/spikes/idx");
+    REQUIRE(n > 0);
+    REQUIRE(order == "channel-major");  // the only order this test knows how to decode
+    for (std::int64_t e = 0; e < n; ++e) {
+        const auto i = idx[std::size_t(e)];
+        const auto c = i / (28 * 28), y = i / 28 % 28, x = i % 28;
+        CAPTURE(i);
+        CHECK(c == 2);
+        CHECK(y <= 6);
+        CHECK(x <= 6);
+    }
+    // the token population states its own order, and the root says the orders differ
+    CHECK(h5.attr_string("nodes/blocks.0.mlp.fc1_lif", "neuron_order") == "token-major");
+    CHECK(h5.attr_string("/", "neuron_order") == "per-node");
+    // read back, the rasters keep their order
+    const auto back = m::read_rasters(dir / "r.h5");
+    CHECK(back.samples[0].rasters[0].neuron_order == "channel-major");
+    CHECK(back.samples[0].rasters[1].neuron_order == "token-major");
+    // a file of conv populations only states one order at the root
+    sim::SpikeRecorder conv_only(net, {"sps/lif0", "sps/lif1"});
+    const auto r2 = simulator.run_image(m::image_currents(image, spec), &conv_only);
+    file.samples = {{0, 0, r2.prediction, conv_only.rasters()}};
+    m::write_rasters(dir / "conv.h5", file);
+    CHECK(evformer::io::h5::Reader(dir / "conv.h5").attr_string("/", "neuron_order") ==
+          "channel-major");
+}

@@ -115,10 +115,17 @@ struct SampleResult {
     StepCounts total() const;
 };
 
+/// Neuron orders of recorded indices (Raster::neuron_order), as SpikeRecorder converts them:
+/// conv populations `c·H·W + y·W + x` over shape [C, H, W], token populations `n·width + d` over
+/// shape [N, width]. Both are row-major over the raster's shape.
+inline constexpr const char* kChannelMajor = "channel-major";
+inline constexpr const char* kTokenMajor = "token-major";
+
 /// The spikes of one population for one sample: neuron index and time step of every spike.
 struct Raster {
     std::string name;                 ///< population (layer) name
-    std::vector<std::size_t> shape;   ///< population shape, channel-last
+    std::vector<std::size_t> shape;   ///< population shape as indexed: [C, H, W] or [N, width]
+    std::string neuron_order;         ///< how idx enumerates `shape`: kChannelMajor/kTokenMajor
     std::vector<std::uint32_t> idx;   ///< neuron of each spike (a count-m event appears m times)
     std::vector<std::uint32_t> time;  ///< time step of each spike
 };
