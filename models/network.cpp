@@ -1200,6 +1200,12 @@ StepResult DenseSpikformer::train_step(const float* input, const int* labels, st
     StepResult r;
     Buf dlogits;
     r.loss = im.loss(labels, options.label_smoothing, &r.correct, &dlogits);
+    const std::size_t classes = im.spec.classes;
+    for (std::size_t bi = 0; bi < batch; ++bi)
+        r.nonfinite_samples +=
+            std::any_of(im.logits.begin() + static_cast<std::ptrdiff_t>(bi * classes),
+                        im.logits.begin() + static_cast<std::ptrdiff_t>((bi + 1) * classes),
+                        [](float v) { return !std::isfinite(v); });
     im.backward(dlogits);
     if (options.update_running) im.update_running();
     return r;

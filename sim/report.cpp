@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "evformer/error.hpp"
@@ -20,6 +23,8 @@ RunAccumulator::RunAccumulator(const Network& net)
 void RunAccumulator::add(const SampleResult& r, std::size_t label) {
     ++samples_;
     correct_ += r.prediction == label;
+    nonfinite_ +=
+        std::any_of(r.logits.begin(), r.logits.end(), [](float v) { return !std::isfinite(v); });
     seconds_ += r.seconds;
     for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += r.counts[i];
     for (std::size_t i = 0; i < attention_.size(); ++i) {
@@ -32,6 +37,7 @@ void RunAccumulator::add(const SampleResult& r, std::size_t label) {
 void RunAccumulator::merge(const RunAccumulator& o) {
     samples_ += o.samples_;
     correct_ += o.correct_;
+    nonfinite_ += o.nonfinite_;
     seconds_ += o.seconds_;
     for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
     for (std::size_t i = 0; i < attention_.size(); ++i) {
@@ -45,6 +51,7 @@ RunReport RunAccumulator::report(const EnergyModel& energy) const {
     RunReport r;
     r.samples = samples_;
     r.correct = correct_;
+    r.nonfinite_samples = nonfinite_;
     r.time_steps = time_steps_;
     r.energy = energy;
     r.seconds_per_sample = samples_ ? seconds_ / double(samples_) : 0;
@@ -163,6 +170,11 @@ std::string format_table(const RunReport& r) {
         "{:.3f} ms per sample, {:.2f} s wall on {} threads\n",
         100 * r.accuracy(), r.correct, r.samples, r.energy_mj, r.energy.joules_per_sop * 1e15,
         r.energy.joules_per_mac * 1e12, 1e3 * r.seconds_per_sample, r.wall_seconds, r.threads);
+    if (r.nonfinite_samples)
+        out += fmt::format(
+            "WARNING: {} of {} samples gave NaN or infinite logits; their predictions and the "
+            "accuracy are meaningless\n",
+            r.nonfinite_samples, r.samples);
     return out;
 }
 
@@ -225,11 +237,13 @@ namespace {
 nlohmann::json json_of(const RunReport& r) {
     using nlohmann::json;
     json layers = json::array();
-    for (const auto& l : r.layers)
+    for (const auto& l : r.layers) {
+        // the head holds no spiking population: no spikes and no firing rate (the table's "-")
+        const bool pop = l.kind != LayerKind::head;
         layers.push_back({{"name", l.name},
                           {"neurons", l.neurons},
-                          {"spikes", l.spikes},
-                          {"firing_rate", l.firing_rate},
+                          {"spikes", pop ? json(l.spikes) : json(nullptr)},
+                          {"firing_rate", pop ? json(l.firing_rate) : json(nullptr)},
                           {"sops", l.sops},
                           {"sops_estimated", l.sops_estimated},
                           {"macs", l.macs},
@@ -238,6 +252,7 @@ nlohmann::json json_of(const RunReport& r) {
                           {"energy_mj", l.energy_mj},
                           {"sops_per_step", l.sops_per_step},
                           {"spikes_per_step", l.spikes_per_step}});
+    }
     json attention = json::array();
     for (const auto& a : r.attention)
         attention.push_back({{"block", a.block},
@@ -251,6 +266,7 @@ nlohmann::json json_of(const RunReport& r) {
             {"accuracy", r.accuracy()},
             {"correct", r.correct},
             {"samples", r.samples},
+            {"nonfinite_samples", r.nonfinite_samples},
             {"time_steps", r.time_steps},
             {"layers", layers},
             {"attention", attention},
@@ -281,15 +297,38 @@ std::string to_json(const std::vector<RunReport>& reports) {
     return nlohmann::json{{"runs", runs}}.dump(2);
 }
 
+namespace {
+
+// A CSV field as RFC 4180 has it: quoted when it holds a comma, a quote, a line break or
+// surrounding blanks, with quotes doubled.
+std::string csv_field(const std::string& s) {
+    const bool plain = s.find_first_of(",\"\r\n") == std::string::npos &&
+                       (s.empty() || (s.front() != ' ' && s.back() != ' '));
+    if (plain) return s;
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
 std::string to_csv(const std::vector<RunReport>& reports) {
     std::string out =
         "model,variant,layer,neurons,spikes,firing_rate,sops,sops_estimated,macs,"
         "membrane_updates,energy_mj\n";
     for (const auto& r : reports)
-        for (const auto& l : r.layers)
-            out += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", r.model, r.variant, l.name,
-                               l.neurons, l.spikes, l.firing_rate, l.sops, l.sops_estimated, l.macs,
-                               l.membrane_updates, l.energy_mj);
+        for (const auto& l : r.layers) {
+            // the head has no spikes or firing rate: empty fields, as null in JSON
+            const bool pop = l.kind != LayerKind::head;
+            out += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.model),
+                               csv_field(r.variant), csv_field(l.name), l.neurons,
+                               pop ? fmt::format("{}", l.spikes) : "",
+                               pop ? fmt::format("{}", l.firing_rate) : "", l.sops,
+                               l.sops_estimated, l.macs, l.membrane_updates, l.energy_mj);
+        }
     return out;
 }
 

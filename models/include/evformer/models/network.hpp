@@ -75,6 +75,7 @@ struct TrainOptions {
 struct StepResult {
     double loss = 0;          ///< mean cross-entropy (with label smoothing) over the batch
     std::size_t correct = 0;  ///< samples whose arg-max logit is the label
+    std::size_t nonfinite_samples = 0;  ///< samples with a NaN or infinite logit
 };
 
 /// The dense Spikformer with its parameters, gradients and running statistics.

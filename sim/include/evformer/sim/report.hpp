@@ -46,6 +46,7 @@ struct RunReport {
     std::string data;     ///< what was simulated (dataset, split, encoding)
     std::size_t samples = 0;
     std::size_t correct = 0;
+    std::size_t nonfinite_samples = 0;  ///< samples with a NaN or infinite logit
     std::size_t time_steps = 0;
     std::vector<LayerReport> layers;
     std::vector<AttentionReport> attention;
@@ -74,7 +75,7 @@ class RunAccumulator {
   private:
     std::vector<LayerInfo> layers_;
     std::size_t time_steps_ = 0, blocks_ = 0, tokens_ = 0, heads_ = 0;
-    std::size_t samples_ = 0, correct_ = 0;
+    std::size_t samples_ = 0, correct_ = 0, nonfinite_ = 0;
     double seconds_ = 0;
     std::vector<StepCounts> counts_;              ///< [layer][step], summed over samples
     std::vector<AttentionStepCounts> attention_;  ///< [block][step]
