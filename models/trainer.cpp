@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "evformer/error.hpp"
 #include "evformer/io/h5.hpp"
@@ -74,17 +75,64 @@ void save_checkpoint(const std::filesystem::path& path, const DenseSpikformer& n
     w.commit();
 }
 
-// Restores weights and optimizer state; returns the epochs already done.
-std::size_t load_checkpoint(const std::filesystem::path& path, DenseSpikformer& net, Adam& adam,
-                            const TrainConfig& config) {
-    io::h5::Reader r(path);
-    const auto file = path.string();
+// The epochs a checkpoint holds, checked: a whole number >= 0, else a FileError naming the field.
+std::size_t checked_epochs_done(const io::h5::Reader& r, const std::string& file) {
+    if (!r.has_attr("/", "epochs_done"))
+        throw FileError(file, -1, "root attribute 'epochs_done' is missing");
+    const auto done = r.attr_int("/", "epochs_done");
+    if (done < 0)
+        throw FileError(
+            file, -1,
+            fmt::format("root attribute 'epochs_done' is {}; expected a count >= 0", done));
+    return static_cast<std::size_t>(done);
+}
+
+void check_checkpoint_format(const io::h5::Reader& r, const std::string& file) {
     if (!r.has_attr("/", "format") || r.attr_string("/", "format") != kCheckpointFormat)
         throw FileError(file, -1, "not an evformer checkpoint (root attribute 'format')");
     if (r.attr_int("/", "format_version") != kCheckpointVersion)
         throw FileError(file, -1,
                         fmt::format("checkpoint format version {}, expected {}",
                                     r.attr_int("/", "format_version"), kCheckpointVersion));
+}
+
+// Reads one tensor of a checkpoint, refusing non-finite values (and negative ones where
+// `non_negative`), naming the dataset.
+std::vector<float> read_finite(const io::h5::Reader& r, const std::string& file,
+                               const std::string& name, const std::vector<std::size_t>& shape,
+                               bool non_negative) {
+    auto values = r.read<float>(name, shape);
+    std::size_t bad = 0;
+    for (float v : values) bad += !std::isfinite(v) || (non_negative && v < 0);
+    if (bad)
+        throw FileError(
+            file, -1,
+            fmt::format("tensor '{}' holds {} {} value(s) of {}; the checkpoint is "
+                        "corrupt",
+                        name, bad, non_negative ? "negative or non-finite" : "non-finite",
+                        values.size()));
+    return values;
+}
+
+// Every dataset path under `group` of a checkpoint.
+void checkpoint_datasets(const io::h5::Reader& r, const std::string& group,
+                         std::vector<std::string>& out) {
+    for (const auto& name : r.list(group.empty() ? "/" : group)) {
+        const std::string path = group.empty() ? name : group + "/" + name;
+        if (r.is_dataset(path))
+            out.push_back(path);
+        else if (r.is_group(path))
+            checkpoint_datasets(r, path, out);
+    }
+}
+
+// Restores weights and optimizer state; returns the epochs already done. Strict: every field is
+// checked and every dataset is either used or refused by name.
+std::size_t load_checkpoint(const std::filesystem::path& path, DenseSpikformer& net, Adam& adam,
+                            const TrainConfig& config) {
+    io::h5::Reader r(path);
+    const auto file = path.string();
+    check_checkpoint_format(r, file);
     const auto spec = ModelSpec::from_json(r.attr_string("/", "spec"));
     if (!(spec == net.spec()))
         throw FileError(file, -1,
@@ -96,20 +144,42 @@ std::size_t load_checkpoint(const std::filesystem::path& path, DenseSpikformer& 
         throw FileError(file, -1,
                         "the checkpoint was made with another seed, batch or --limit-train; "
                         "resume with the same settings");
+    const auto epochs_done = checked_epochs_done(r, file);
+    const auto step = r.attr_int("/", "step");
+    if (step < 0)
+        throw FileError(file, -1,
+                        fmt::format("root attribute 'step' is {}; expected a count >= 0", step));
+    std::set<std::string> expected;
+    for (const auto& p : parameter_layout(spec)) {
+        expected.insert("model/" + p.name);
+        if (trainable(p.kind)) {
+            expected.insert("adam_m/" + p.name);
+            expected.insert("adam_v/" + p.name);
+        }
+    }
+    std::vector<std::string> present;
+    checkpoint_datasets(r, "", present);
+    for (const auto& name : present)
+        if (!expected.count(name))
+            throw FileError(file, -1,
+                            fmt::format("unexpected tensor '{}' (not part of a checkpoint of this "
+                                        "model spec)",
+                                        name));
     auto& w = net.mutable_weights();
     for (const auto& p : parameter_layout(spec)) {
         if (!r.is_dataset("model/" + p.name))
             throw FileError(file, -1, fmt::format("tensor 'model/{}' is missing", p.name));
         // copy in place: the network holds pointers into these buffers
-        const auto values = r.read<float>("model/" + p.name, p.shape);
-        std::copy(values.begin(), values.end(), w.at(p.name).data.begin());
+        const auto values =
+            read_finite(r, file, "model/" + p.name, p.shape, p.kind == ParameterInfo::Kind::bn_var);
         if (trainable(p.kind)) {
-            adam.m[p.name] = r.read<float>("adam_m/" + p.name, p.shape);
-            adam.v[p.name] = r.read<float>("adam_v/" + p.name, p.shape);
+            adam.m[p.name] = read_finite(r, file, "adam_m/" + p.name, p.shape, false);
+            adam.v[p.name] = read_finite(r, file, "adam_v/" + p.name, p.shape, true);
         }
+        std::copy(values.begin(), values.end(), w.at(p.name).data.begin());
     }
-    adam.step = static_cast<std::size_t>(r.attr_int("/", "step"));
-    return static_cast<std::size_t>(r.attr_int("/", "epochs_done"));
+    adam.step = static_cast<std::size_t>(step);
+    return epochs_done;
 }
 
 void adamw_step(DenseSpikformer& net, Adam& adam, const TrainConfig& c, double lr) {
@@ -195,6 +265,18 @@ std::string TrainConfig::to_json() const {
     return j.dump();
 }
 
+namespace {
+
+// A count from JSON: a whole number >= 0, never a negative one wrapped round to 2^64 - n.
+std::uint64_t json_count(const json& v, const std::string& key) {
+    if (!v.is_number_unsigned())
+        throw ConfigError(fmt::format(
+            "training config: key '{}' is {}; expected a whole number >= 0", key, v.dump()));
+    return v.get<std::uint64_t>();
+}
+
+}  // namespace
+
 TrainConfig TrainConfig::from_json(const std::string& text) {
     json j;
     try {
@@ -217,9 +299,9 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
             else if (key == "event_drop")
                 c.event_drop = v.get<double>();
             else if (key == "epochs")
-                c.epochs = v.get<std::size_t>();
+                c.epochs = json_count(v, key);
             else if (key == "batch")
-                c.batch = v.get<std::size_t>();
+                c.batch = json_count(v, key);
             else if (key == "lr")
                 c.lr = v.get<double>();
             else if (key == "min_lr")
@@ -237,17 +319,17 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
             else if (key == "label_smoothing")
                 c.label_smoothing = v.get<double>();
             else if (key == "crop_pad")
-                c.crop_pad = v.get<std::size_t>();
+                c.crop_pad = json_count(v, key);
             else if (key == "hflip")
                 c.hflip = v.get<bool>();
             else if (key == "seed")
-                c.seed = v.get<std::uint64_t>();
+                c.seed = json_count(v, key);
             else if (key == "limit_train")
-                c.limit_train = v.get<std::size_t>();
+                c.limit_train = json_count(v, key);
             else if (key == "limit_test")
-                c.limit_test = v.get<std::size_t>();
+                c.limit_test = json_count(v, key);
             else if (key == "eval_batch")
-                c.eval_batch = v.get<std::size_t>();
+                c.eval_batch = json_count(v, key);
             else if (key == "out")
                 c.out = v.get<std::string>();
             else if (key == "checkpoint")
@@ -346,6 +428,8 @@ EvalResult evaluate(DenseSpikformer& net, const io::SampleSource& samples, std::
             const float* l = logits.data() + i * spec.classes;
             const auto arg = static_cast<std::size_t>(std::max_element(l, l + spec.classes) - l);
             const std::size_t label = samples.label(b0 + i);
+            r.nonfinite_samples +=
+                std::any_of(l, l + spec.classes, [](float v) { return !std::isfinite(v); });
             if (label < spec.classes) {
                 ++total[label];
                 if (arg == label) {
@@ -358,6 +442,7 @@ EvalResult evaluate(DenseSpikformer& net, const io::SampleSource& samples, std::
     r.accuracy = n ? double(correct) / double(n) : 0;
     for (std::size_t c = 0; c < spec.classes; ++c)
         r.per_class.push_back(total[c] ? double(right[c]) / double(total[c]) : 0);
+    r.per_class_samples = total;
     return r;
 }
 
@@ -365,7 +450,10 @@ double learning_rate(const TrainConfig& c, std::size_t step, std::size_t steps_p
     const double total = double(c.epochs * steps_per_epoch);
     const double warm = c.warmup_epochs * double(steps_per_epoch);
     const double s = double(step);
-    if (s < warm) return c.lr * (s + 1) / warm;
+    // Step s trains at the rate reached at its end, capped at lr: with a fractional warm-up the
+    // last warm-up step would otherwise run above lr (3.3x with 0.3 steps). The cap also makes
+    // the joint continuous, since the cosine starts at lr.
+    if (s < warm) return c.lr * std::min(1.0, (s + 1) / warm);
     const double progress = total > warm ? std::min(1.0, (s - warm) / (total - warm)) : 1.0;
     return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + std::cos(M_PI * progress));
 }
@@ -432,6 +520,12 @@ void augment_events(float* frames, std::size_t planes, std::size_t h, std::size_
     shift_planes(frames, planes, h, w, dy, dx, false);
 }
 
+std::size_t checkpoint_epochs(const std::filesystem::path& path) {
+    io::h5::Reader r(path);
+    check_checkpoint_format(r, path.string());
+    return checked_epochs_done(r, path.string());
+}
+
 TrainSummary train(const TrainConfig& config, bool resume, const std::string& command,
                    const std::function<void(const Progress&)>& on_progress) {
     config.validate();
@@ -468,6 +562,7 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
     std::vector<float> x(config.batch * plane);
     std::vector<int> labels(config.batch);
     TrainSummary summary;
+    summary.epochs = first_epoch;  // a finished run resumed trains nothing
     const auto t_start = std::chrono::steady_clock::now();
     std::size_t samples_done = 0;
     for (std::size_t epoch = first_epoch; epoch < config.epochs; ++epoch) {

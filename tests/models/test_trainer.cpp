@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "evformer/error.hpp"
+#include "evformer/io/h5.hpp"
 #include "evformer/models/trainer.hpp"
 #include "support.hpp"
 
@@ -38,7 +39,76 @@ m::TrainConfig tiny_config(const ScratchDir& dir) {
     return c;
 }
 
+// A checkpoint written by hand, as a damaged or edited file would be: zero weights of the config's
+// model, `epochs_done` and `step` as given; `nan_tensor` gets a NaN, `stray` an extra dataset.
+void write_checkpoint(const m::TrainConfig& c, std::int64_t epochs_done, std::int64_t step,
+                      const std::string& nan_tensor = "", const std::string& stray = "") {
+    namespace h5 = evformer::io::h5;
+    const auto w = m::zero_weights(c.model);
+    h5::Writer out(c.checkpoint_path());
+    out.attr("/", "format", std::string("evformer-checkpoint"));
+    out.attr("/", "format_version", std::int64_t{1});
+    out.attr("/", "spec", c.model.to_json());
+    out.attr("/", "config", c.to_json());
+    out.attr("/", "epochs_done", epochs_done);
+    out.attr("/", "step", step);
+    using K = m::ParameterInfo::Kind;
+    for (const auto& p : m::parameter_layout(c.model)) {
+        auto data = w.tensors.at(p.name).data;
+        if ("model/" + p.name == nan_tensor) data[0] = std::nanf("");
+        out.write<float>("model/" + p.name, data, p.shape);
+        if (p.kind == K::weight || p.kind == K::bias || p.kind == K::bn_weight ||
+            p.kind == K::bn_bias) {
+            auto v = std::vector<float>(data.size(), 0.f);
+            if ("adam_v/" + p.name == nan_tensor) v[0] = INFINITY;
+            out.write<float>("adam_m/" + p.name, std::vector<float>(data.size(), 0.f), p.shape);
+            out.write<float>("adam_v/" + p.name, v, p.shape);
+        }
+    }
+    if (!stray.empty()) out.write<float>(stray, std::vector<float>{1.f}, {1});
+    out.commit();
+}
+
 }  // namespace
+
+TEST_CASE("the learning rate never exceeds lr and is continuous at the warm-up joint (issue 14)") {
+    m::TrainConfig c;
+    c.lr = 1e-3;
+    c.min_lr = 1e-5;
+    // the issue's example: --limit-train 64 --batch 64 --warmup-epochs 0.3 is one step per
+    // epoch and 0.3 warm-up steps; the first step ran at 3.3 x lr
+    c.epochs = 10;
+    c.warmup_epochs = 0.3;
+    CHECK(m::learning_rate(c, 0, 1) <= c.lr);
+    CHECK(m::learning_rate(c, 0, 1) == doctest::Approx(c.lr));
+    for (const double warmup : {0.05, 0.3, 0.35, 0.5, 1.0, 1.25, 2.7}) {
+        for (const std::size_t steps : {1u, 3u, 7u, 10u, 64u}) {
+            c.warmup_epochs = warmup;
+            c.epochs = 5;
+            CAPTURE(warmup);
+            CAPTURE(steps);
+            const double warm = warmup * double(steps);
+            const std::size_t total = c.epochs * steps;
+            double peak = 0, largest_warmup_rise = c.lr / std::max(warm, 1.0);
+            for (std::size_t s = 0; s < total; ++s) {
+                const double lr = m::learning_rate(c, s, steps);
+                peak = std::max(peak, lr);
+                CHECK(lr > 0);
+                CHECK(lr <= c.lr);
+                if (s > 0) {
+                    const double prev = m::learning_rate(c, s - 1, steps);
+                    if (double(s) < warm)
+                        CHECK(lr >= prev);  // rises during the warm-up
+                    else if (double(s - 1) >= warm)
+                        CHECK(lr <= prev);  // falls after it
+                    else                    // the joint: no jump larger than one warm-up step
+                        CHECK(std::abs(lr - prev) <= largest_warmup_rise * (1 + 1e-12));
+                }
+            }
+            CHECK(peak == doctest::Approx(c.lr));
+        }
+    }
+}
 
 TEST_CASE("the learning rate warms up linearly, then decays by a cosine to min_lr") {
     m::TrainConfig c;
@@ -171,4 +241,37 @@ TEST_CASE("a network's weights survive save and load, and a bad file names the t
     broken.tensors.erase("blocks/0/attn/v_bar");
     CHECK_THROWS_WITH_AS(m::DenseSpikformer{broken}, doctest::Contains("blocks/0/attn/v_bar"),
                          evformer::ConfigError);
+}
+
+TEST_CASE("a checkpoint with a negative epochs_done, NaN weights or a stray tensor is refused") {
+    if (!have_fmnist()) return;
+    ScratchDir dir;
+    auto c = tiny_config(dir);
+    c.epochs = 1;
+    c.limit_train = 16;
+    write_checkpoint(c, -1, 0);
+    CHECK_THROWS_WITH_AS(m::train(c, true, "test"), doctest::Contains("'epochs_done' is -1"),
+                         evformer::FileError);
+    CHECK_THROWS_WITH_AS(m::checkpoint_epochs(c.checkpoint_path()),
+                         doctest::Contains("'epochs_done' is -1"), evformer::FileError);
+    write_checkpoint(c, 0, -5);
+    CHECK_THROWS_WITH_AS(m::train(c, true, "test"), doctest::Contains("'step' is -5"),
+                         evformer::FileError);
+    write_checkpoint(c, 0, 0, "model/head/weight");
+    CHECK_THROWS_WITH_AS(m::train(c, true, "test"), doctest::Contains("'model/head/weight'"),
+                         evformer::FileError);
+    write_checkpoint(c, 0, 0, "adam_v/sps/conv0/weight");
+    CHECK_THROWS_WITH_AS(m::train(c, true, "test"), doctest::Contains("'adam_v/sps/conv0/weight'"),
+                         evformer::FileError);
+    write_checkpoint(c, 0, 0, "", "model/blocks/1/attn/q_linear/weight");
+    CHECK_THROWS_WITH_AS(
+        m::train(c, true, "test"),
+        doctest::Contains("unexpected tensor 'model/blocks/1/attn/q_linear/weight'"),
+        evformer::FileError);
+    // a sound checkpoint of a finished run trains nothing and says so in its summary
+    write_checkpoint(c, 1, 1);
+    CHECK(m::checkpoint_epochs(c.checkpoint_path()) == 1);
+    const auto summary = m::train(c, true, "test");
+    CHECK(summary.epochs == 1);
+    CHECK_FALSE(std::filesystem::exists(c.out));
 }

@@ -64,7 +64,9 @@ struct TrainConfig {
 struct EvalResult {
     double accuracy = 0;
     std::size_t samples = 0;
-    std::vector<double> per_class;  ///< accuracy per class
+    std::vector<double> per_class;  ///< accuracy per class (0 for a class with no samples)
+    std::vector<std::size_t> per_class_samples;  ///< samples of each class evaluated
+    std::size_t nonfinite_samples = 0;           ///< samples with a NaN or infinite logit
     FiringCounts counts;
 };
 
@@ -113,7 +115,9 @@ struct TrainSummary {
     double seconds = 0;
 };
 
-/// Learning rate at a global step: linear warm-up, then cosine decay to min_lr.
+/// Learning rate at a global step: linear warm-up, then cosine decay to min_lr. Never above
+/// `config.lr` and continuous where the warm-up meets the cosine, also for warm-ups of a
+/// fractional number of steps.
 double learning_rate(const TrainConfig& config, std::size_t step, std::size_t steps_per_epoch);
 
 /// Augments one image (random crop with zero padding, horizontal flip) deterministically from
@@ -128,6 +132,10 @@ void augment(float* image, std::size_t channels, std::size_t h, std::size_t w,
 /// flip: mirrored digits and gestures are other classes.
 void augment_events(float* frames, std::size_t planes, std::size_t h, std::size_t w,
                     const TrainConfig& config, std::size_t epoch, std::size_t index);
+
+/// The epochs a checkpoint file has finished (its root attribute `epochs_done`); throws
+/// FileError naming the file and the field if it is not a checkpoint or the count is negative.
+std::size_t checkpoint_epochs(const std::filesystem::path& path);
 
 /// Runs (or, with resume, continues) a training run; writes the weights file and a checkpoint
 /// after every epoch. `command` is stored in the provenance.
