@@ -130,7 +130,7 @@ void write_frames(const std::filesystem::path& path, const FrameTensor& frames,
         throw ConfigError("frames: dtype '" + dtype + "' (expected f32 or u16)");
     w.attr("/", "format", std::string("evformer-frames"));
     w.attr("/", "format_version", std::int64_t{1});
-    w.attr("/", "layout", std::string("T,polarity(0=OFF,1=ON),y,x"));
+    w.attr("/", "layout", std::string(FrameTensor::axes));
     w.attr("/", "split_by", std::string(options.split_by == SplitBy::number ? "number" : "time"));
     w.attr("/", "sensor_width", std::int64_t{options.sensor.width});
     w.attr("/", "sensor_height", std::int64_t{options.sensor.height});

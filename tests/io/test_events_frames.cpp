@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <map>
 #include <numeric>
 
 #include "evformer/error.hpp"
@@ -138,6 +139,56 @@ TEST_CASE("file binning streams two passes and writes the documented HDF5 tensor
     CHECK(r.shape("frames") == h5::Shape{3, 2, 4, 4});
     CHECK(r.dtype("frames") == h5::DType::u16);
     CHECK(r.attr_string("/", "format") == "evformer-frames");
+}
+
+TEST_CASE("a frame file's layout attribute decodes its data to the events binned (issue 14)") {
+    // One ON event at (x 3, y 1) and one OFF event at (x 0, y 2) on a 5x4 sensor, one frame:
+    // reading the file with nothing but its own layout attribute must find them there.
+    ScratchDir dir;
+    const std::vector<Event> ev{{0, 3, 1, 1}, {5, 0, 2, 0}};
+    auto o = frames_of(1, {5, 4});
+    write_frames(dir / "f.h5", bin_events(ev, o), resolve_frame_options(o), "f32");
+    h5::Reader r(dir / "f.h5");
+    const auto shape = r.shape("frames");
+    const auto data = r.read<float>("frames");
+    const auto layout = r.attr_string("/", "layout");
+    std::vector<std::string> axes(1);  // comma-separated, commas inside (…) excepted
+    int depth = 0;
+    for (char c : layout) {
+        depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+        if (c == ',' && depth == 0)
+            axes.emplace_back();
+        else
+            axes.back() += c;
+    }
+    REQUIRE(axes.size() == shape.size());
+    std::size_t on = 99;  // the polarity index the file says is ON
+    for (const auto& a : axes)
+        if (a.rfind("polarity", 0) == 0) on = a.find("0=ON") != std::string::npos ? 0 : 1;
+    REQUIRE(on < 2);
+    std::vector<std::map<std::string, std::size_t>> found;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        if (data[i] == 0) continue;
+        std::map<std::string, std::size_t> where;
+        std::size_t rest = i;
+        for (std::size_t k = shape.size(); k-- > 0;) {
+            const auto name = axes[k].substr(0, axes[k].find('('));
+            where[name] = rest % shape[k];
+            rest /= shape[k];
+        }
+        found.push_back(where);
+    }
+    REQUIRE(found.size() == 2);
+    for (const auto& w : found) {
+        CHECK(w.at("T") == 0);
+        if (w.at("polarity") == on) {
+            CHECK(w.at("x") == 3);
+            CHECK(w.at("y") == 1);
+        } else {
+            CHECK(w.at("x") == 0);
+            CHECK(w.at("y") == 2);
+        }
+    }
 }
 
 TEST_CASE("dataset loaders index N-MNIST, class-folder and HDF5 layouts with their splits") {

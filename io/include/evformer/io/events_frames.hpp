@@ -39,6 +39,9 @@ struct FrameOptions {
 struct FrameTensor {
     std::size_t frames = 0, height = 0, width = 0;
     std::vector<float> data;
+    /// The axes of `data`, outermost first, as at() indexes them: the `layout` attribute of
+    /// frame files (kept beside at() so the file describes the data as it is laid out).
+    static constexpr const char* axes = "T,polarity(0=OFF,1=ON),y,x";
     /// The count of polarity `p` at pixel (x, y) of frame `t`.
     float at(std::size_t t, std::size_t p, std::size_t y, std::size_t x) const {
         return data[((t * 2 + p) * height + y) * width + x];
