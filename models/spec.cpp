@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <type_traits>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -109,6 +111,12 @@ template <class T>
 void take(const json& obj, const char* key, T& out, const std::string& prefix) {
     auto it = obj.find(key);
     if (it == obj.end()) return;
+    // a count must be a whole number >= 0: nlohmann would wrap -1 round to 2^64 - 1
+    if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>)
+        if (!it->is_number_unsigned())
+            throw ConfigError(
+                fmt::format("model spec key '{}{}' is {}; expected a whole number >= 0", prefix,
+                            key, it->dump()));
     try {
         out = it->get<T>();
     } catch (const json::exception&) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/bytes.hpp"
@@ -24,7 +25,7 @@ struct BenchOptions {
     double megabytes = 200;
     int repeats = 3;
     std::size_t chunk = 1 << 16;
-    bool json = false;
+    std::string json;
 };
 
 // A benchmark input: the bytes and the number of events they hold.
@@ -156,9 +157,12 @@ void run_bench(const BenchOptions& opt) {
                         "no shared event samples here (give --data DIR; inputs are built from "
                         "them)");
     if (opt.repeats < 1) throw ConfigError("--repeats must be at least 1");
+    const std::vector<NamedPath> outputs{{"--json", opt.json}};
+    check_distinct_files({}, outputs);
+    prepare_outputs(outputs);
     const auto target = static_cast<std::size_t>(opt.megabytes * 1e6);
     nlohmann::json results = nlohmann::json::array();
-    if (!opt.json)
+    if (opt.json != "-")
         fmt::print("{:<8} {:>9} {:>12} {:>10} {:>11} {:>8} {:>14}\n", "format", "MB", "events",
                    "M ev/s", "memcpy GB/s", "ratio", "vs anchor (2x)");
     for (const auto& format : opt.formats) {
@@ -197,14 +201,13 @@ void run_bench(const BenchOptions& opt) {
                          {"anchor_mev_per_s", a},
                          {"checksum", checksum}};
         results.push_back(r);
-        if (!opt.json)
+        if (opt.json != "-")
             fmt::print("{:<8} {:>9.1f} {:>12} {:>10.1f} {:>11.2f} {:>7.2f}x {:>14}\n", format,
                        double(in.bytes.size()) * 1e-6, in.events, mev, copy_gbs, ratio,
                        a > 0 ? fmt::format("{:.2f}x of {:.0f}", mev / a, a) : std::string("-"));
     }
-    if (opt.json)
-        fmt::print("{}\n", results.dump(2));
-    else
+    if (!opt.json.empty()) write_text(opt.json, results.dump(2) + "\n");
+    if (opt.json != "-")
         fmt::print(
             "ratio = decode time / memcpy time of the same bytes (1.0 = physical limit); "
             "chunk of {} events reused\n",
@@ -217,10 +220,14 @@ const RegisterCommand reg("bench events", [](CLI::App& app) {
         "events", "Decode throughput per event format (M events/s, one core) against memcpy");
     cmd->add_option("--data", opt->data, "Folder of the shared sample recordings");
     cmd->add_option("--formats", opt->formats, "Formats to measure (evt2 evt3 dat nmnist)");
-    cmd->add_option("--mb", opt->megabytes, "Size of each in-memory input in MB (default 200)");
-    cmd->add_option("--repeats", opt->repeats, "Timed runs per measurement; best is kept");
-    cmd->add_option("--chunk", opt->chunk, "Events per reused chunk (default 65536)");
-    cmd->add_flag("--json", opt->json, "Machine-readable output");
+    cmd->add_option("--mb", opt->megabytes, "Size of each in-memory input in MB (default 200)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--repeats", opt->repeats, "Timed runs per measurement; best is kept")
+        ->check(count_in(1, 1000));
+    cmd->add_option("--chunk", opt->chunk, "Events per reused chunk (default 65536)")
+        ->check(count_in(1, 1u << 30));
+    cmd->add_option("--json", opt->json,
+                    "Write the results as JSON to FILE ('-' = stdout instead of the table)");
     cmd->callback([opt] { run_bench(*opt); });
 });
 

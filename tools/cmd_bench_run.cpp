@@ -9,12 +9,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "data_options.hpp"
 #include "evformer/error.hpp"
@@ -36,7 +38,7 @@ struct BenchOptions {
     DataOptions data;
     std::size_t samples = 200;
     std::string save_weights;
-    bool json = false;
+    std::string json;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -147,13 +149,15 @@ double dense_ms(const models::ModelWeights& weights, const io::ImageDataset& dat
 // simulated per second of wall time).
 void bench_events(const models::ModelWeights& weights, const std::string& label,
                   const BenchOptions& opt) {
+    // with the JSON on stdout, the text report goes to stderr so stdout holds JSON only
+    std::FILE* text = opt.json == "-" ? stderr : stdout;
     auto data_opt = opt.data;
     if (data_opt.limit == 0) data_opt.limit = opt.samples;
     const auto samples = open_data(data_opt, weights.spec);
     models::check_samples_fit(weights.spec, *samples, label);
     const std::size_t count = samples->size();
     const auto net = models::build_network(weights);
-    fmt::print("evformer bench run — {}; {}; one core\n", label, samples->describe());
+    fmt::print(text, "evformer bench run — {}; {}; one core\n", label, samples->describe());
     std::vector<std::vector<sim::EventList>> inputs;
     double recorded_us = 0, input_events = 0;
     for (std::size_t i = 0; i < count; ++i) {
@@ -205,23 +209,23 @@ void bench_events(const models::ModelWeights& weights, const std::string& label,
     const double dense1 = dense_ms_events(1), dense64 = dense_ms_events(64);
     const double realtime = recorded_us * 1e-6 / wall;
 
-    fmt::print(
-        "\nevent-driven engine, one recording at a time: {:.3f} ms/recording   {:.0f} input "
-        "events   {:.3f} M SOPs/recording   {:.1f} k spikes   accuracy {:.1f}%\n",
-        engine.ms_per_sample, input_events / double(count), engine.sops / 1e6, engine.spikes / 1e3,
-        100.0 * double(engine.correct) / double(count));
-    fmt::print("  throughput {:.2f} G SOP/s per core; thread CPU time {:.3f} ms/recording\n",
+    fmt::print(text,
+               "\nevent-driven engine, one recording at a time: {:.3f} ms/recording   {:.0f} input "
+               "events   {:.3f} M SOPs/recording   {:.1f} k spikes   accuracy {:.1f}%\n",
+               engine.ms_per_sample, input_events / double(count), engine.sops / 1e6,
+               engine.spikes / 1e3, 100.0 * double(engine.correct) / double(count));
+    fmt::print(text, "  throughput {:.2f} G SOP/s per core; thread CPU time {:.3f} ms/recording\n",
                sops_per_s / 1e9, engine.cpu_ms_per_sample);
-    fmt::print(
-        "  real-time factor {:.1f}x ({:.3f} s of recordings simulated in {:.3f} s of wall "
-        "time)\n",
-        realtime, recorded_us * 1e-6, wall);
-    fmt::print("\nbaselines (per recording, same frames)   ms     engine speed-up\n");
-    fmt::print("  dense forward (DenseSpikformer) b=1  {:8.3f}   {:6.2f}x\n", dense1,
+    fmt::print(text,
+               "  real-time factor {:.1f}x ({:.3f} s of recordings simulated in {:.3f} s of wall "
+               "time)\n",
+               realtime, recorded_us * 1e-6, wall);
+    fmt::print(text, "\nbaselines (per recording, same frames)   ms     engine speed-up\n");
+    fmt::print(text, "  dense forward (DenseSpikformer) b=1  {:8.3f}   {:6.2f}x\n", dense1,
                dense1 / engine.ms_per_sample);
-    fmt::print("  dense forward (DenseSpikformer) b=64 {:8.3f}   {:6.2f}x\n", dense64,
+    fmt::print(text, "  dense forward (DenseSpikformer) b=64 {:8.3f}   {:6.2f}x\n", dense64,
                dense64 / engine.ms_per_sample);
-    if (opt.json) {
+    if (!opt.json.empty()) {
         const nlohmann::json j{{"benchmark", "run"},
                                {"model", label},
                                {"data", samples->describe()},
@@ -233,15 +237,23 @@ void bench_events(const models::ModelWeights& weights, const std::string& label,
                                {"realtime_factor", realtime},
                                {"dense_ms_per_sample_batch1", dense1},
                                {"dense_ms_per_sample_batch64", dense64}};
-        fmt::print("{}\n", j.dump());
+        write_text(opt.json, j.dump() + "\n");
     }
 }
 
 void bench(const BenchOptions& opt) {
+    // with the JSON on stdout, the text report goes to stderr so stdout holds JSON only
+    std::FILE* text = opt.json == "-" ? stderr : stdout;
     tbb::global_control one_core(tbb::global_control::max_allowed_parallelism, 1);
     std::string label = opt.model;
     if (label.empty() && std::filesystem::exists("examples/models/fmnist-ssa-bin.h5"))
         label = "examples/models/fmnist-ssa-bin.h5";
+    const std::vector<NamedPath> outputs{{"--save-weights", opt.save_weights},
+                                         {"--json", opt.json}};
+    std::vector<NamedPath> inputs = dataset_inputs(opt.data);
+    inputs.push_back({"model", label});
+    check_distinct_files(inputs, outputs);
+    prepare_outputs(outputs);
     models::ModelWeights weights;
     if (label.empty()) {
         weights = models::random_weights(models::ModelSpec{}, 1);
@@ -256,41 +268,43 @@ void bench(const BenchOptions& opt) {
     const std::size_t count = std::min(opt.samples, data.count);
     const auto net = models::build_network(weights);
 
-    fmt::print("evformer bench run — {}; {} Fashion-MNIST test samples; one core\n", label, count);
+    fmt::print(text, "evformer bench run — {}; {} Fashion-MNIST test samples; one core\n", label,
+               count);
     const auto engine = run_engine(net, weights.spec, data, count, 1.f, -1);
     const double sops_per_s = engine.sops / (engine.ms_per_sample * 1e-3);
     const double loop64 = fanout_loop(64), loop16 = fanout_loop(16);
     const double dense1 = dense_ms(weights, data, 1, std::min<std::size_t>(count, 100));
     const double dense64 = dense_ms(weights, data, 64, std::max<std::size_t>(count, 128));
 
+    fmt::print(text,
+               "\nevent-driven engine, batch 1:  {:.3f} ms/sample   {:.2f} M SOPs/sample   "
+               "{:.0f} k spikes/sample   accuracy {:.1f}%\n",
+               engine.ms_per_sample, engine.sops / 1e6, engine.spikes / 1e3,
+               100.0 * double(engine.correct) / double(count));
+    fmt::print(text,
+               "  throughput {:.2f} G SOP/s per core (whole network, attention and LIF updates "
+               "included)\n",
+               sops_per_s / 1e9);
     fmt::print(
-        "\nevent-driven engine, batch 1:  {:.3f} ms/sample   {:.2f} M SOPs/sample   "
-        "{:.0f} k spikes/sample   accuracy {:.1f}%\n",
-        engine.ms_per_sample, engine.sops / 1e6, engine.spikes / 1e3,
-        100.0 * double(engine.correct) / double(count));
-    fmt::print(
-        "  throughput {:.2f} G SOP/s per core (whole network, attention and LIF updates "
-        "included)\n",
-        sops_per_s / 1e9);
-    fmt::print(
+        text,
         "  thread CPU time {:.3f} ms/sample → {:.2f} G SOP/s (excludes waiting for a core on a "
         "shared machine)\n",
         engine.cpu_ms_per_sample, engine.sops / (engine.cpu_ms_per_sample * 1e-3) / 1e9);
-    fmt::print(
-        "  fan-out loop in this process: 64-float rows {:.2f} G SOP/s, 16-float rows "
-        "{:.2f} G SOP/s  → engine at {:.0f}% of the 64-float loop\n",
-        loop64 / 1e9, loop16 / 1e9, 100 * sops_per_s / loop64);
-    fmt::print("\nbaselines (per sample)                   ms     engine speed-up\n");
-    fmt::print("  dense forward (DenseSpikformer) b=1  {:8.3f}   {:6.2f}x\n", dense1,
+    fmt::print(text,
+               "  fan-out loop in this process: 64-float rows {:.2f} G SOP/s, 16-float rows "
+               "{:.2f} G SOP/s  → engine at {:.0f}% of the 64-float loop\n",
+               loop64 / 1e9, loop16 / 1e9, 100 * sops_per_s / loop64);
+    fmt::print(text, "\nbaselines (per sample)                   ms     engine speed-up\n");
+    fmt::print(text, "  dense forward (DenseSpikformer) b=1  {:8.3f}   {:6.2f}x\n", dense1,
                dense1 / engine.ms_per_sample);
-    fmt::print("  dense forward (DenseSpikformer) b=64 {:8.3f}   {:6.2f}x\n", dense64,
+    fmt::print(text, "  dense forward (DenseSpikformer) b=64 {:8.3f}   {:6.2f}x\n", dense64,
                dense64 / engine.ms_per_sample);
-    fmt::print("  PyTorch CPU anchor b=1 (issue)       {:8.3f}   {:6.2f}x   goal >= 3x\n",
+    fmt::print(text, "  PyTorch CPU anchor b=1 (issue)       {:8.3f}   {:6.2f}x   goal >= 3x\n",
                kTorchBatch1Ms, kTorchBatch1Ms / engine.ms_per_sample);
-    fmt::print("  PyTorch CPU anchor b=64 (issue)      {:8.3f}   {:6.2f}x   goal > 1x\n",
+    fmt::print(text, "  PyTorch CPU anchor b=64 (issue)      {:8.3f}   {:6.2f}x   goal > 1x\n",
                kTorchBatch64Ms, kTorchBatch64Ms / engine.ms_per_sample);
 
-    if (opt.json) {
+    if (!opt.json.empty()) {
         // one line, last on stdout, for scripts (scripts/bench/compare.sh). The engine always
         // runs one sample at a time, so its ms/sample is the figure for either batch size.
         const nlohmann::json j{{"benchmark", "run"},
@@ -303,12 +317,12 @@ void bench(const BenchOptions& opt) {
                                {"sops_per_s", sops_per_s},
                                {"dense_ms_per_sample_batch1", dense1},
                                {"dense_ms_per_sample_batch64", dense64}};
-        fmt::print("{}\n", j.dump());
+        write_text(opt.json, j.dump() + "\n");
         return;
     }
-    fmt::print("\ncost vs activity (input intensity sweep, {} samples each)\n",
+    fmt::print(text, "\ncost vs activity (input intensity sweep, {} samples each)\n",
                std::min<std::size_t>(count, 100));
-    fmt::print("  {:<22} {:>12} {:>12} {:>10} {:>10}\n", "input", "spikes", "SOPs", "ms",
+    fmt::print(text, "  {:<22} {:>12} {:>12} {:>10} {:>10}\n", "input", "spikes", "SOPs", "ms",
                "ns/kSOP");
     struct Setting {
         const char* name;
@@ -320,8 +334,8 @@ void bench(const BenchOptions& opt) {
           Setting{"x2 (clipped)", 2.f, -1}, Setting{"binarised at 128", 1.f, 128}}) {
         const auto r = run_engine(net, weights.spec, data, std::min<std::size_t>(count, 100),
                                   s.gain, s.threshold);
-        fmt::print("  {:<22} {:>12.0f} {:>12.0f} {:>10.3f} {:>10.1f}\n", s.name, r.spikes, r.sops,
-                   r.ms_per_sample, r.sops > 0 ? 1e9 * r.ms_per_sample / r.sops : 0.0);
+        fmt::print(text, "  {:<22} {:>12.0f} {:>12.0f} {:>10.3f} {:>10.1f}\n", s.name, r.spikes,
+                   r.sops, r.ms_per_sample, r.sops > 0 ? 1e9 * r.ms_per_sample / r.sops : 0.0);
     }
 }
 
@@ -334,7 +348,8 @@ const RegisterCommand reg("bench.run", [](CLI::App& app) {
     cmd->add_option("model", opt->model,
                     "Weights file (default examples/models/fmnist-ssa-bin.h5, else random "
                     "weights)");
-    cmd->add_option("--samples", opt->samples, "Test samples to time (default 200)");
+    cmd->add_option("--samples", opt->samples, "Test samples to time (default 200)")
+        ->check(count_in(1));
     cmd->add_option("--data", opt->data.data,
                     "Event models: the recordings to time (default "
                     "examples/data/nmnist_test100); image models use fashion-mnist");
@@ -343,8 +358,9 @@ const RegisterCommand reg("bench.run", [](CLI::App& app) {
         ->check(CLI::IsMember({"number", "time"}));
     cmd->add_option("--save-weights", opt->save_weights,
                     "Also write the weights used (e.g. the generated random ones) to FILE");
-    cmd->add_flag("--json", opt->json,
-                  "End with one JSON line of the figures (and skip the activity sweep)");
+    cmd->add_option("--json", opt->json,
+                    "Write the figures as one JSON line to FILE ('-' = stdout, the text then "
+                    "goes to stderr) and skip the activity sweep");
     cmd->callback([opt] { bench(*opt); });
 });
 

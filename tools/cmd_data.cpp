@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/h5.hpp"
@@ -18,7 +19,7 @@ struct DataInfoOptions {
     std::string path;
     std::string split = "all";
     std::string export_path;
-    bool json = false;
+    std::string json;
 };
 
 // Per-class mean images as a [classes, rows, cols] tensor.
@@ -103,6 +104,9 @@ void print(const nlohmann::json& d) {
 }
 
 void run_info(const DataInfoOptions& opt) {
+    const std::vector<NamedPath> outputs{{"--json", opt.json}, {"--export", opt.export_path}};
+    check_distinct_files({{"path", io::resolve_dataset_dir(opt.path).string()}}, outputs);
+    prepare_outputs(outputs);
     const std::filesystem::path p = io::resolve_dataset_dir(opt.path);
     nlohmann::json out = nlohmann::json::array();
     std::vector<io::ImageDataset> sets;
@@ -120,9 +124,8 @@ void run_info(const DataInfoOptions& opt) {
         if (pos == std::string::npos) {
             const auto arr = io::read_idx(p);
             nlohmann::json d{{"name", name}, {"dims", arr.dims}, {"bytes", arr.data.size()}};
-            if (opt.json)
-                fmt::print("{}\n", d.dump(2));
-            else
+            if (!opt.json.empty()) write_text(opt.json, d.dump(2) + "\n");
+            if (opt.json != "-")
                 fmt::print("{}: IDX array of dims {}, {} bytes\n", name, fmt::join(arr.dims, "x"),
                            arr.data.size());
             return;
@@ -136,14 +139,13 @@ void run_info(const DataInfoOptions& opt) {
         sets.push_back(std::move(ds));
     }
     for (const auto& ds : sets) out.push_back(describe(ds));
-    if (opt.json) {
-        fmt::print("{}\n", out.size() == 1 ? out[0].dump(2) : out.dump(2));
-    } else {
+    if (!opt.json.empty())
+        write_text(opt.json, (out.size() == 1 ? out[0].dump(2) : out.dump(2)) + "\n");
+    if (opt.json != "-")
         for (const auto& d : out) print(d);
-    }
     if (!opt.export_path.empty()) {
         export_stats(opt.export_path, sets, out);
-        if (!opt.json)
+        if (opt.json != "-")
             fmt::print("wrote {} (per-class mean images and counts; re-read and checked)\n",
                        opt.export_path);
     }
@@ -161,7 +163,8 @@ const RegisterCommand reg("data", [](CLI::App& app) {
         ->required();
     info->add_option("--split", opt->split, "Which split of a folder: train, test or all")
         ->check(CLI::IsMember({"train", "test", "all"}));
-    info->add_flag("--json", opt->json, "Machine-readable output");
+    info->add_option("--json", opt->json,
+                     "Write the description as JSON to FILE ('-' = stdout instead of the text)");
     info->add_option("--export", opt->export_path,
                      "Write per-class mean images and counts to this HDF5 file");
     info->callback([opt] { run_info(*opt); });

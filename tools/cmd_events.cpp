@@ -6,6 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/events.hpp"
@@ -81,7 +82,7 @@ void add_reader_flags(CLI::App* cmd, ReaderFlags& f) {
 struct InfoOptions {
     std::vector<std::string> files;
     ReaderFlags reader;
-    bool json = false;
+    std::string json;
 };
 
 nlohmann::json describe(const std::string& path, const io::ReaderOptions& ro) {
@@ -125,14 +126,17 @@ nlohmann::json describe(const std::string& path, const io::ReaderOptions& ro) {
 }
 
 void run_info(const InfoOptions& opt) {
+    std::vector<NamedPath> inputs;
+    for (const auto& f : opt.files) inputs.push_back({"file", f});
+    const std::vector<NamedPath> outputs{{"--json", opt.json}};
+    check_distinct_files(inputs, outputs);
+    prepare_outputs(outputs);
     const auto ro = reader_options(opt.reader);
     nlohmann::json all = nlohmann::json::array();
     for (const auto& f : opt.files) {
         const auto d = describe(f, ro);
-        if (opt.json) {
-            all.push_back(d);
-            continue;
-        }
+        all.push_back(d);
+        if (opt.json == "-") continue;
         const auto w = d["width"].get<std::uint32_t>();
         fmt::print("{}\n  format      {}\n", f, d["format"].get<std::string>());
         fmt::print("  geometry    {}\n", w ? fmt::format("{}x{}", w, d["height"].get<int>())
@@ -149,7 +153,7 @@ void run_info(const InfoOptions& opt) {
         for (const auto& [k, c] : d["skipped"].items())
             fmt::print("  skipped     {} {}\n", c.get<std::uint64_t>(), k);
     }
-    if (opt.json) fmt::print("{}\n", all.dump(2));
+    if (!opt.json.empty()) write_text(opt.json, all.dump(2) + "\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,6 +165,9 @@ struct ConvertOptions {
 };
 
 void run_convert(const ConvertOptions& opt) {
+    const std::vector<NamedPath> outputs{{"output", opt.output}};
+    check_distinct_files({{"input", opt.input}}, outputs);
+    prepare_outputs(outputs);
     const auto ro = reader_options(opt.reader);
     auto reader = io::open_event_file(opt.input, ro);
     io::WriterOptions wo;
@@ -218,10 +225,13 @@ void run_frames(const FramesOptions& opt) {
         fo.out_height = g.height;
     }
     if (fo.frames == 0) throw ConfigError("--T must be at least 1");
-    auto frames = io::bin_event_file(opt.input, fo, ro, &fo);  // fo: as applied
     const auto out = opt.output.empty()
                          ? std::filesystem::path(opt.input).stem().string() + ".frames.h5"
                          : opt.output;
+    const std::vector<NamedPath> outputs{{"--output", out}};
+    check_distinct_files({{"input", opt.input}}, outputs);
+    prepare_outputs(outputs);
+    auto frames = io::bin_event_file(opt.input, fo, ro, &fo);  // fo: as applied
     io::write_frames(out, frames, fo, opt.dtype);
     double total = 0;
     for (float c : frames.data) total += c;
@@ -241,8 +251,9 @@ const RegisterCommand reg("events", [](CLI::App& app) {
         "violations of each file");
     info->add_option("files", info_opt->files, "Recordings (format detected from the bytes)")
         ->required();
-    info->add_flag("--json", info_opt->json,
-                   "Machine-readable output: a JSON array with one object per file");
+    info->add_option("--json", info_opt->json,
+                     "Write a JSON array with one object per file to FILE ('-' = stdout "
+                     "instead of the text)");
     add_reader_flags(info, info_opt->reader);
     info->callback([info_opt] { run_info(*info_opt); });
 
@@ -262,7 +273,7 @@ const RegisterCommand reg("events", [](CLI::App& app) {
     auto* fr = events->add_subcommand(
         "frames", "Bin a recording into T frames of per-pixel ON/OFF counts [T, 2, H, W] (HDF5)");
     fr->add_option("input", fr_opt->input, "Recording to read")->required();
-    fr->add_option("--T", fr_opt->frames, "Number of frames (default 16)");
+    fr->add_option("--T", fr_opt->frames, "Number of frames (default 16)")->check(count_in(1));
     fr->add_option("--split", fr_opt->split,
                    "number: equal event counts, last frame takes the remainder (default); "
                    "time: equal durations")

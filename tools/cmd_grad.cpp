@@ -6,8 +6,10 @@
 #include <fmt/format.h>
 #include <tbb/global_control.h>
 
+#include <cmath>
 #include <span>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/h5.hpp"
@@ -30,7 +32,10 @@ struct GradOptions {
 };
 
 void run_grad(const GradOptions& opt) {
-    const auto limit = limit_threads(opt.threads);
+    const std::vector<NamedPath> outputs{{"--out", opt.out}};
+    check_distinct_files({{"model", opt.model}, dataset_input(opt.data)}, outputs);
+    prepare_outputs(outputs);
+    const auto limit = limit_threads(threads_to_use(opt.threads));
     const auto weights = models::load_weights(opt.model);
     const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
     models::check_model_fits(weights.spec, opt.model, 1, data.rows, data.cols, data.classes);
@@ -46,6 +51,14 @@ void run_grad(const GradOptions& opt) {
     train.label_smoothing = opt.label_smoothing;
     train.update_running = false;
     const auto r = net.train_step(x.data(), labels.data(), opt.batch, train);
+    std::size_t bad_values = 0;
+    for (const auto& [name, g] : net.gradients())
+        for (float v : g.data) bad_values += !std::isfinite(v);
+    if (!std::isfinite(r.loss) || r.nonfinite_samples || bad_values)
+        throw Error(fmt::format(
+            "grad: {}: {} of {} samples gave NaN or infinite logits, the loss is {} and {} "
+            "gradient values are not finite; no gradients written to {}",
+            opt.model, r.nonfinite_samples, opt.batch, r.loss, bad_values, opt.out));
 
     io::h5::Writer w(opt.out);
     w.attr("/", "format", std::string("evformer-gradients"));
@@ -75,11 +88,13 @@ const RegisterCommand reg("grad", [](CLI::App& app) {
     cmd->add_option("--data", opt->data, "Dataset name (fashion-mnist) or folder of IDX files");
     cmd->add_option("--split", opt->split, "train or test")
         ->check(CLI::IsMember({"train", "test"}));
-    cmd->add_option("--first", opt->first, "Index of the first image of the batch");
-    cmd->add_option("--batch", opt->batch, "Images in the batch")->check(CLI::Range(1, 4096));
+    cmd->add_option("--first", opt->first, "Index of the first image of the batch")
+        ->check(count_in());
+    cmd->add_option("--batch", opt->batch, "Images in the batch")->check(count_in(1, 4096));
     cmd->add_option("--label-smoothing", opt->label_smoothing, "Label smoothing of the loss")
         ->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
+    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)")
+        ->check(count_in(0, 4096));
     cmd->add_option("--out", opt->out, "Gradients file to write (HDF5)")->required();
     cmd->callback([opt] { run_grad(*opt); });
 });

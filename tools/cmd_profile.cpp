@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "data_options.hpp"
 #include "evformer/error.hpp"
@@ -39,21 +40,25 @@ void profile(ProfileOptions opt) {
             throw FileError(m, -1,
                             "no such weights file (train one with evformer train, or "
                             "pass weights files as arguments)");
+    std::vector<NamedPath> inputs = dataset_inputs(opt.data);
+    for (const auto& m : opt.models) inputs.push_back({"model", m});
+    const std::vector<NamedPath> outputs{
+        {"--json", opt.json}, {"--csv", opt.csv}, {"--raster", opt.raster}};
+    const auto energy = energy_from_options(opt.sop_fj, opt.mac_pj);
+    check_distinct_files(inputs, outputs);
+    prepare_outputs(outputs);
+    const std::size_t threads = threads_to_use(opt.threads);
     std::vector<sim::RunReport> reports;
     for (std::size_t i = 0; i < opt.models.size(); ++i) {
         const auto weights = models::load_weights(opt.models[i]);
         const auto data = open_data(opt.data, weights.spec);
         models::SimulationOptions so;
-        so.threads = opt.threads;
+        so.threads = threads;
         so.raster_samples = (i == 0 && !opt.raster.empty()) ? opt.raster_samples : 0;
-        so.energy.joules_per_sop = opt.sop_fj * 1e-15;
-        so.energy.joules_per_mac = opt.mac_pj * 1e-12;
+        so.energy = energy;
         auto result = models::simulate_dataset(weights, *data, so, opt.models[i]);
-        if (so.raster_samples) {
-            const auto parent = std::filesystem::path(opt.raster).parent_path();
-            if (!parent.empty()) std::filesystem::create_directories(parent);
-            models::write_rasters(opt.raster, result.rasters);
-        }
+        warn_nonfinite(opt.models[i], result.report.nonfinite_samples, result.report.samples);
+        if (so.raster_samples) models::write_rasters(opt.raster, result.rasters);
         reports.push_back(std::move(result.report));
     }
     if (!opt.json.empty()) write_text(opt.json, sim::to_json(reports) + "\n");
@@ -79,13 +84,16 @@ const RegisterCommand reg("profile", [](CLI::App& app) {
                     "examples/models/nmnist-ssa.h5, or the fmnist models with --data "
                     "fashion-mnist)");
     add_data_options(cmd, opt->data, "Samples per model (default 300; 0 = all)");
-    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
+    cmd->get_option("--limit")->check(count_in());
+    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)")
+        ->check(count_in(0, 4096));
     cmd->add_option("--json", opt->json, "Write all reports as JSON to FILE ('-' = stdout)");
     cmd->add_option("--csv", opt->csv, "Write the per-layer rows as CSV to FILE ('-' = stdout)");
     cmd->add_option("--raster", opt->raster,
                     "Rasters of the first model's first samples (default out/raster.h5; '' = "
                     "none)");
-    cmd->add_option("--raster-samples", opt->raster_samples, "Samples to record (default 4)");
+    cmd->add_option("--raster-samples", opt->raster_samples, "Samples to record (default 4)")
+        ->check(count_in(1));
     cmd->add_option("--sop-energy-fj", opt->sop_fj, "Energy per SOP in fJ (default 77)");
     cmd->add_option("--mac-energy-pj", opt->mac_pj, "Energy per MAC in pJ (default 4.6)");
     cmd->callback([opt] { profile(*opt); });

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "data_options.hpp"
 #include "evformer/error.hpp"
@@ -29,20 +30,23 @@ struct RunOptions {
 };
 
 void run(const RunOptions& opt) {
+    const std::vector<NamedPath> outputs{
+        {"--json", opt.json}, {"--csv", opt.csv}, {"--raster", opt.raster}};
+    const auto energy = energy_from_options(opt.sop_fj, opt.mac_pj);
+    std::vector<NamedPath> inputs = dataset_inputs(opt.data);
+    inputs.push_back({"model", opt.model});
+    check_distinct_files(inputs, outputs);
+    prepare_outputs(outputs);
     const auto weights = models::load_weights(opt.model);
     const auto data = open_data(opt.data, weights.spec);
     models::SimulationOptions so;
-    so.threads = opt.threads;
+    so.threads = threads_to_use(opt.threads);
     so.raster_samples = opt.raster.empty() ? 0 : opt.raster_samples;
     so.raster_layers = opt.raster_layers;
-    so.energy.joules_per_sop = opt.sop_fj * 1e-15;
-    so.energy.joules_per_mac = opt.mac_pj * 1e-12;
+    so.energy = energy;
     const auto result = models::simulate_dataset(weights, *data, so, opt.model);
-    if (!opt.raster.empty()) {
-        const auto parent = std::filesystem::path(opt.raster).parent_path();
-        if (!parent.empty()) std::filesystem::create_directories(parent);
-        models::write_rasters(opt.raster, result.rasters);
-    }
+    warn_nonfinite(opt.model, result.report.nonfinite_samples, result.report.samples);
+    if (!opt.raster.empty()) models::write_rasters(opt.raster, result.rasters);
     if (!opt.json.empty()) write_text(opt.json, sim::to_json(result.report) + "\n");
     if (!opt.csv.empty()) write_text(opt.csv, sim::to_csv({result.report}));
     if (opt.json != "-" && opt.csv != "-") {
@@ -62,15 +66,22 @@ const RegisterCommand reg("run", [](CLI::App& app) {
     cmd->add_option("model", opt->model, "Weights file (HDF5) written by evformer train")
         ->required();
     add_data_options(cmd, opt->data, "Simulate only the first N samples (0 = all)");
-    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)");
+    cmd->get_option("--limit")->check(count_in());
+    cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)")
+        ->check(count_in(0, 4096));
     cmd->add_option("--json", opt->json, "Write the report as JSON to FILE ('-' = stdout)");
     cmd->add_option("--csv", opt->csv, "Write the per-layer table as CSV to FILE ('-' = stdout)");
-    cmd->add_option("--raster", opt->raster, "Write spike rasters to this HDF5 file");
+    auto* raster =
+        cmd->add_option("--raster", opt->raster, "Write spike rasters to this HDF5 file");
     cmd->add_option("--raster-samples", opt->raster_samples,
-                    "Record rasters of the first N samples (default 4)");
+                    "Record rasters of the first N samples (default 4; needs --raster)")
+        ->check(count_in(1))
+        ->needs(raster);
     cmd->add_option("--raster-layers", opt->raster_layers,
-                    "Populations to record, e.g. sps/lif0,blocks/0/attn/attn_lif (default all)")
-        ->delimiter(',');
+                    "Populations to record, e.g. sps/lif0,blocks/0/attn/attn_lif (default all; "
+                    "needs --raster)")
+        ->delimiter(',')
+        ->needs(raster);
     cmd->add_option("--sop-energy-fj", opt->sop_fj, "Energy per SOP in fJ (default 77)");
     cmd->add_option("--mac-energy-pj", opt->mac_pj, "Energy per MAC in pJ (default 4.6)");
     cmd->callback([opt] { run(*opt); });

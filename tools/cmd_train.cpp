@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
+#include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/events_dataset.hpp"
@@ -123,7 +126,25 @@ void run_train(TrainCli& cli) {
         for (std::size_t i = 0; i < 4; ++i) cfg.model.pool_after[i] = p[i] == '1';
     }
     cfg.validate();
-    const auto limit = limit_threads(cli.threads);
+    const std::vector<NamedPath> outputs{{"--out", cfg.out.string()},
+                                         {"--checkpoint", cfg.checkpoint_path().string()}};
+    check_distinct_files(
+        {{"--config", cli.config_file},
+         dataset_input(cfg.data),
+         {"--test-data", cfg.test_data.empty() ? "" : dataset_input(cfg.test_data).path}},
+        outputs);
+    prepare_outputs(outputs);
+    if (cli.resume && std::filesystem::exists(cfg.checkpoint_path())) {
+        const auto done = models::checkpoint_epochs(cfg.checkpoint_path());
+        if (done >= cfg.epochs) {
+            fmt::print(
+                "nothing to do: {} has finished {} of {} epochs; the weights are in {} (raise "
+                "--epochs to train further)\n",
+                cfg.checkpoint_path().string(), done, cfg.epochs, cfg.out.string());
+            return;
+        }
+    }
+    const auto limit = limit_threads(threads_to_use(cli.threads));
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
     fmt::print(
@@ -199,36 +220,43 @@ const RegisterCommand reg("train", [](CLI::App& app) {
     cmd->add_option("--input-size", cli->input_size,
                     "Event data: frame size WxH the sensor (or crop) is down-sampled to (default: "
                     "the sensor or crop size)");
-    cmd->add_option("--epochs", c.epochs, "Epochs")->check(CLI::Range(1, 100000));
-    cmd->add_option("--batch", c.batch, "Batch size")->check(CLI::Range(1, 4096));
+    cmd->add_option("--epochs", c.epochs, "Epochs")->check(count_in(1, 100000));
+    cmd->add_option("--batch", c.batch, "Batch size")->check(count_in(1, 4096));
     cmd->add_option("--lr", c.lr, "Peak learning rate (AdamW)");
     cmd->add_option("--min-lr", c.min_lr, "Learning rate at the end of the cosine decay");
     cmd->add_option("--weight-decay", c.weight_decay, "Decoupled weight decay");
     cmd->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length in epochs");
     cmd->add_option("--label-smoothing", c.label_smoothing, "Label smoothing of the loss");
-    cmd->add_option("--crop-pad", c.crop_pad, "Random crop padding in pixels (0 = off)");
+    cmd->add_option("--crop-pad", c.crop_pad, "Random crop padding in pixels (0 = off)")
+        ->check(count_in(0, 8));
     cmd->add_flag("--no-flip", cli->no_flip, "No random horizontal flips");
-    cmd->add_option("--seed", c.seed, "Random seed (initialisation, order, augmentation)");
-    cmd->add_option("--limit-train", c.limit_train, "Use the first N training images (0 = all)");
-    cmd->add_option("--limit-test", c.limit_test, "Evaluate on the first N test images (0 = all)");
-    cmd->add_option("--eval-batch", c.eval_batch, "Batch size of the per-epoch evaluation");
+    cmd->add_option("--seed", c.seed, "Random seed (initialisation, order, augmentation)")
+        ->check(count_in(0, std::numeric_limits<std::uint64_t>::max()));
+    cmd->add_option("--limit-train", c.limit_train, "Use the first N training images (0 = all)")
+        ->check(count_in());
+    cmd->add_option("--limit-test", c.limit_test, "Evaluate on the first N test images (0 = all)")
+        ->check(count_in());
+    cmd->add_option("--eval-batch", c.eval_batch, "Batch size of the per-epoch evaluation")
+        ->check(count_in(1, 4096));
     cmd->add_option("--out,-o", cli->out, "Weights file written after every epoch (HDF5)");
     cmd->add_option("--checkpoint", cli->checkpoint, "Checkpoint file (default <out>.ckpt)");
     cmd->add_flag("--resume", cli->resume, "Continue from the checkpoint");
-    cmd->add_option("--threads", cli->threads, "Worker threads (0 = all cores)");
+    cmd->add_option("--threads", cli->threads, "Worker threads (0 = all cores)")
+        ->check(count_in(0, 4096));
     cmd->add_option("--variant", cli->variant,
                     "Attention variant: " + sim::attention_variant_names());
     cmd->add_option("--train-shift", cli->train_shift,
                     "Shift subtracted in training: batch or running")
         ->check(CLI::IsMember({"batch", "running"}));
-    cmd->add_option("--blocks", c.model.blocks, "Transformer blocks L");
-    cmd->add_option("--dim", c.model.dim, "Embedding dimension D");
-    cmd->add_option("--heads", c.model.heads, "Attention heads H");
+    cmd->add_option("--blocks", c.model.blocks, "Transformer blocks L")->check(count_in(1, 64));
+    cmd->add_option("--dim", c.model.dim, "Embedding dimension D")->check(count_in(1, 4096));
+    cmd->add_option("--heads", c.model.heads, "Attention heads H")->check(count_in(1, 256));
     cmd->add_option("--pool-after", cli->pool_after,
                     "Max-pool after SPS stages 1-4 as four 0/1 flags (images: 0011; event data: "
                     "0111, or 1111 above 64 pixels)");
     cmd->add_option("--time-steps", c.model.time_steps,
-                    "Time steps T (default 4 for images, 16 for event data)");
+                    "Time steps T (default 4 for images, 16 for event data)")
+        ->check(count_in(1, 256));
     cmd->add_option("--lambda", c.model.attention.lambda, "Δ = λ · running mean of C");
     cmd->add_option("--scale", c.model.attention.scale, "Attention scale s");
     cmd->callback([cli, &app] {

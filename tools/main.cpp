@@ -36,6 +36,29 @@ std::string one_line(std::string s) {
     return s;
 }
 
+// Names an unknown subcommand at any level ("evformer frobnicate", "evformer events frob"),
+// which CLI11 would report only as "a subcommand is required"; empty if there is none.
+std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
+    CLI::App* level = &app;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.empty() || arg[0] == '-') return {};  // options are CLI11's to check
+        const auto subs = level->get_subcommands([](CLI::App*) { return true; });
+        if (subs.empty()) return {};  // a positional argument of a leaf command
+        CLI::App* next = nullptr;
+        std::string names;
+        for (auto* sub : subs) {
+            if (sub->check_name(arg)) next = sub;
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+        }
+        if (!next)
+            return fmt::format("unknown subcommand '{}'{}; expected one of: {}", arg,
+                               level == &app ? "" : " of '" + level->get_name() + "'", names);
+        level = next;
+    }
+    return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,6 +77,10 @@ int main(int argc, char** argv) {
     std::sort(registry.begin(), registry.end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });
     for (const auto& entry : registry) entry.setup(app);
+    if (const auto unknown = unknown_subcommand(app, argc, argv); !unknown.empty()) {
+        std::fprintf(stderr, "evformer: error: %s (see --help)\n", unknown.c_str());
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

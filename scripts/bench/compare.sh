@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side by side: the PyTorch CPU reference (scripts/bench/torch_bench.py) and evformer's own
-# benchmarks (`evformer bench train --json`, `evformer bench run --json`), then the ratios
+# benchmarks (`evformer bench train --json -`, `evformer bench run --json -`), then the ratios
 #   training:  evformer samples/s ÷ torch samples/s
 #   inference: torch ms/sample ÷ evformer ms/sample, at batch 1 and at batch 64
 # (> 1 means evformer is faster). If the built binary lacks a bench subcommand, says so and
@@ -80,12 +80,12 @@ fi
 : > "$tmp/ev_train.json"
 : > "$tmp/ev_run.json"
 if [ "$have_train" = 1 ] && [ "$mode" != infer ]; then
-  echo "== evformer bench train --json ${extra[*]:-}"
-  "$evformer" bench train --json "${extra[@]}" | tee "$tmp/ev_train.json" || echo "(evformer bench train failed: exit $?)"
+  echo "== evformer bench train --json - ${extra[*]:-}"
+  "$evformer" bench train --json - "${extra[@]}" | tee "$tmp/ev_train.json" || echo "(evformer bench train failed: exit $?)"
 fi
 if [ "$have_run" = 1 ] && [ "$mode" != train ]; then
-  echo "== evformer bench run --json ${extra[*]:-}"
-  "$evformer" bench run --json "${extra[@]}" | tee "$tmp/ev_run.json" || echo "(evformer bench run failed: exit $?)"
+  echo "== evformer bench run --json - ${extra[*]:-}"
+  "$evformer" bench run --json - "${extra[@]}" | tee "$tmp/ev_run.json" || echo "(evformer bench run failed: exit $?)"
 fi
 
 echo "== ratios (> 1: evformer faster)"

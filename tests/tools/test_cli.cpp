@@ -59,7 +59,7 @@ TEST_CASE("data info prints the real Fashion-MNIST numbers") {
     auto r = run_evformer("data info " + images);
     REQUIRE(r.exit_code == 0);
     CHECK(r.out.find("60000 images of 28x28, 10 classes") != std::string::npos);
-    auto j = run_evformer("data info fashion-mnist --split test --json");
+    auto j = run_evformer("data info fashion-mnist --split test --json -");
     REQUIRE(j.exit_code == 0);
     CHECK(j.out.find("\"count\": 10000") != std::string::npos);
 }

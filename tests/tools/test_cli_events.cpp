@@ -46,8 +46,8 @@ fs::path small_bin(const ScratchDir& dir) {
 TEST_CASE("events info --json reports the documented fields per file") {
     if (!have_data()) return;
     const auto r =
-        run_evformer("events info --json " + q(data_dir / "evt3_gen41_hd_expelliarmus.raw") + " " +
-                     q(data_dir / "nmnist_sample_tonic.bin"));
+        run_evformer("events info --json - " + q(data_dir / "evt3_gen41_hd_expelliarmus.raw") +
+                     " " + q(data_dir / "nmnist_sample_tonic.bin"));
     REQUIRE(r.exit_code == 0);
     const auto j = nlohmann::json::parse(r.out);
     REQUIRE(j.size() == 2);
