@@ -113,7 +113,7 @@ void take(const json& obj, const char* key, T& out, const std::string& prefix) {
     if (it == obj.end()) return;
     // a count must be a whole number >= 0: nlohmann would wrap -1 round to 2^64 - 1
     if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>)
-        if (!it->is_number_unsigned())
+        if (it->is_number() && !it->is_number_unsigned())
             throw ConfigError(
                 fmt::format("model spec key '{}{}' is {}; expected a whole number >= 0", prefix,
                             key, it->dump()));

@@ -267,9 +267,10 @@ std::string TrainConfig::to_json() const {
 
 namespace {
 
-// A count from JSON: a whole number >= 0, never a negative one wrapped round to 2^64 - n.
+// A count from JSON: a whole number >= 0, never a negative one wrapped round to 2^64 - n (other
+// types fail in get() as a wrong type).
 std::uint64_t json_count(const json& v, const std::string& key) {
-    if (!v.is_number_unsigned())
+    if (v.is_number() && !v.is_number_unsigned())
         throw ConfigError(fmt::format(
             "training config: key '{}' is {}; expected a whole number >= 0", key, v.dump()));
     return v.get<std::uint64_t>();
