@@ -437,3 +437,20 @@ TEST_CASE("counts in a training config file are checked like the flags") {
         CHECK(r.err.find("expected a whole number >= 0") != std::string::npos);
     }
 }
+
+TEST_CASE("a file of the default event dataset counts as an input when --data is not given") {
+    const fs::path source{EVFORMER_SOURCE_DIR};
+    const auto labels = source / "examples/data/nmnist_test100/labels.txt";
+    if (!fs::exists(labels)) return;
+    const auto before = read_bytes(labels);
+    const auto r = evformer::test::run_command(
+        "cd " + source.string() + " && " + EVFORMER_BINARY +
+        " run /nonexistent/model.h5 --json examples/data/nmnist_test100/labels.txt");
+    check_refused(r, "--data", labels, before);
+    // and --test-data of train is an input too
+    ScratchDir dir;
+    const auto t =
+        run_evformer("train --data fashion-mnist --test-data " + labels.parent_path().string() +
+                     " --epochs 1 --out " + labels.string());
+    check_refused(t, "--test-data", labels, before);
+}
