@@ -14,6 +14,7 @@
 #include "evformer/error.hpp"
 #include "evformer/models/builder_run.hpp"
 #include "evformer/models/weights.hpp"
+#include "report_output.hpp"
 
 namespace evformer::tools {
 namespace {
@@ -61,10 +62,10 @@ void profile(ProfileOptions opt) {
         if (so.raster_samples) models::write_rasters(opt.raster, result.rasters);
         reports.push_back(std::move(result.report));
     }
-    if (!opt.json.empty()) write_text(opt.json, sim::to_json(reports) + "\n");
-    if (!opt.csv.empty()) write_text(opt.csv, sim::to_csv(reports));
+    if (!opt.json.empty()) write_text(opt.json, to_json(reports) + "\n");
+    if (!opt.csv.empty()) write_text(opt.csv, to_csv(reports));
     if (opt.json != "-" && opt.csv != "-") {
-        fmt::print("{}", sim::format_side_by_side(reports));
+        fmt::print("{}", format_side_by_side(reports));
         if (!opt.raster.empty())
             fmt::print("rasters of {} samples of [1] written to {}\n",
                        std::min(opt.raster_samples, reports[0].samples), opt.raster);

@@ -14,6 +14,7 @@
 #include "evformer/error.hpp"
 #include "evformer/models/builder_run.hpp"
 #include "evformer/models/weights.hpp"
+#include "report_output.hpp"
 
 namespace evformer::tools {
 namespace {
@@ -47,10 +48,10 @@ void run(const RunOptions& opt) {
     const auto result = models::simulate_dataset(weights, *data, so, opt.model);
     warn_nonfinite(opt.model, result.report.nonfinite_samples, result.report.samples);
     if (!opt.raster.empty()) models::write_rasters(opt.raster, result.rasters);
-    if (!opt.json.empty()) write_text(opt.json, sim::to_json(result.report) + "\n");
-    if (!opt.csv.empty()) write_text(opt.csv, sim::to_csv({result.report}));
+    if (!opt.json.empty()) write_text(opt.json, to_json(result.report) + "\n");
+    if (!opt.csv.empty()) write_text(opt.csv, to_csv({result.report}));
     if (opt.json != "-" && opt.csv != "-") {
-        fmt::print("{}", sim::format_table(result.report));
+        fmt::print("{}", format_table(result.report));
         if (!opt.raster.empty())
             fmt::print("rasters of {} samples written to {}\n", result.rasters.samples.size(),
                        opt.raster);

@@ -1,6 +1,6 @@
 // Per-layer reports of a simulation run: counted SOPs beside the paper's fr × T × FLOPs estimate,
 // MACs, membrane updates, spikes and firing rates, fr_attn/fr_out per attention block, energy,
-// per-sample means; rendered as a text table, JSON or CSV, alone or side by side.
+// per-sample means. Rendering (table, JSON, CSV) is the command line's: tools/report_output.hpp.
 #pragma once
 
 #include <cstddef>
@@ -80,22 +80,5 @@ class RunAccumulator {
     std::vector<StepCounts> counts_;              ///< [layer][step], summed over samples
     std::vector<AttentionStepCounts> attention_;  ///< [block][step]
 };
-
-/// The per-layer table (layer, neurons, spikes, firing rate, SOPs counted and estimated, MACs,
-/// energy), the attention rates, the per-sample totals and the accuracy, as text.
-std::string format_table(const RunReport& r);
-
-/// Several reports side by side (e.g. ssa vs ssa-bin): firing rate, SOPs and energy per layer
-/// for each, then fr_attn/fr_out, totals and accuracy. The reports must share their layers.
-std::string format_side_by_side(const std::vector<RunReport>& reports);
-
-/// JSON text: accuracy, samples, layers (per sample), attention, per_sample totals, energy.
-std::string to_json(const RunReport& r);
-/// JSON text of several reports: {"runs": [...]}.
-std::string to_json(const std::vector<RunReport>& reports);
-
-/// CSV, one row per layer (and per model when several): model, layer, neurons, spikes,
-/// firing_rate, sops, sops_estimated, macs, membrane_updates, energy_mj.
-std::string to_csv(const std::vector<RunReport>& reports);
 
 }  // namespace evformer::sim
