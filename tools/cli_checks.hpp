@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data_options.hpp"
+#include "option_groups.hpp"
 #include "evformer/sim/energy.hpp"
 
 namespace evformer::tools {

@@ -7,7 +7,7 @@
 
 #include "cli_checks.hpp"
 #include "command.hpp"
-#include "data_options.hpp"
+#include "option_groups.hpp"
 #include "evformer/error.hpp"
 #include "evformer/models/trainer.hpp"
 

@@ -10,10 +10,10 @@
 
 #include "cli_checks.hpp"
 #include "command.hpp"
-#include "data_options.hpp"
 #include "evformer/error.hpp"
 #include "evformer/models/builder_run.hpp"
 #include "evformer/models/weights.hpp"
+#include "option_groups.hpp"
 #include "report_output.hpp"
 
 namespace evformer::tools {
@@ -26,8 +26,7 @@ struct ProfileOptions {
     std::string json, csv;
     std::string raster = "out/raster.h5";
     std::size_t raster_samples = 4;
-    double sop_fj = 77.0;
-    double mac_pj = 4.6;
+    EnergyOptions energy;
 };
 
 void profile(ProfileOptions opt) {
@@ -45,7 +44,7 @@ void profile(ProfileOptions opt) {
     for (const auto& m : opt.models) inputs.push_back({"model", m});
     const std::vector<NamedPath> outputs{
         {"--json", opt.json}, {"--csv", opt.csv}, {"--raster", opt.raster}};
-    const auto energy = energy_from_options(opt.sop_fj, opt.mac_pj);
+    const auto energy = opt.energy.model();
     check_distinct_files(inputs, outputs);
     prepare_outputs(outputs);
     const std::size_t threads = threads_to_use(opt.threads);
@@ -95,8 +94,7 @@ const RegisterCommand reg("profile", [](CLI::App& app) {
                     "none)");
     cmd->add_option("--raster-samples", opt->raster_samples, "Samples to record (default 4)")
         ->check(count_in(1));
-    cmd->add_option("--sop-energy-fj", opt->sop_fj, "Energy per SOP in fJ (default 77)");
-    cmd->add_option("--mac-energy-pj", opt->mac_pj, "Energy per MAC in pJ (default 4.6)");
+    add_energy_options(cmd, opt->energy);
     cmd->callback([opt] { profile(*opt); });
 });
 

@@ -10,10 +10,10 @@
 
 #include "cli_checks.hpp"
 #include "command.hpp"
-#include "data_options.hpp"
 #include "evformer/error.hpp"
 #include "evformer/models/builder_run.hpp"
 #include "evformer/models/weights.hpp"
+#include "option_groups.hpp"
 #include "report_output.hpp"
 
 namespace evformer::tools {
@@ -26,14 +26,13 @@ struct RunOptions {
     std::string json, csv, raster;
     std::size_t raster_samples = 4;
     std::vector<std::string> raster_layers;
-    double sop_fj = 77.0;
-    double mac_pj = 4.6;
+    EnergyOptions energy;
 };
 
 void run(const RunOptions& opt) {
     const std::vector<NamedPath> outputs{
         {"--json", opt.json}, {"--csv", opt.csv}, {"--raster", opt.raster}};
-    const auto energy = energy_from_options(opt.sop_fj, opt.mac_pj);
+    const auto energy = opt.energy.model();
     std::vector<NamedPath> inputs = dataset_inputs(opt.data);
     inputs.push_back({"model", opt.model});
     check_distinct_files(inputs, outputs);
@@ -83,8 +82,7 @@ const RegisterCommand reg("run", [](CLI::App& app) {
                     "needs --raster)")
         ->delimiter(',')
         ->needs(raster);
-    cmd->add_option("--sop-energy-fj", opt->sop_fj, "Energy per SOP in fJ (default 77)");
-    cmd->add_option("--mac-energy-pj", opt->mac_pj, "Energy per MAC in pJ (default 4.6)");
+    add_energy_options(cmd, opt->energy);
     cmd->callback([opt] { run(*opt); });
 });
 

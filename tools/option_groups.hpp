@@ -1,6 +1,7 @@
-// The dataset option group shared by the subcommands that read labelled samples (`eval`, `run`,
-// `profile`, `bench run`): declared once here so that every command accepts the same `--data`,
-// `--split`, `--split-by` and `--limit`, and opens the data the same way.
+// Option groups shared by several subcommands, declared once so that every command spells, checks
+// and applies them the same way: the dataset group (`--data`, `--split`, `--split-by`, `--limit`
+// for `eval`, `run`, `profile`, `bench run`) and the energy group (`--sop-energy-fj`,
+// `--mac-energy-pj` for `run` and `profile`).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 
 #include "evformer/io/samples.hpp"
 #include "evformer/models/spec.hpp"
+#include "evformer/sim/energy.hpp"
 
 namespace evformer::tools {
 
@@ -38,5 +40,17 @@ std::string data_for(const DataOptions& options, const models::ModelSpec& spec);
 /// size. Throws what io::open_samples throws.
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& options,
                                             const models::ModelSpec& spec);
+
+/// Values of the energy option group (DESIGN.md: 77 fJ per SOP, 4.6 pJ per MAC by default).
+struct EnergyOptions {
+    double sop_fj = 77.0;  ///< femtojoules per synaptic operation
+    double mac_pj = 4.6;   ///< picojoules per multiply-accumulate
+    /// The energy model; ConfigError naming the option and its unit for a negative or non-finite
+    /// value.
+    sim::EnergyModel model() const;
+};
+
+/// Declares --sop-energy-fj and --mac-energy-pj on `cmd`.
+void add_energy_options(CLI::App* cmd, EnergyOptions& options);
 
 }  // namespace evformer::tools

@@ -1,4 +1,6 @@
-#include "data_options.hpp"
+#include "option_groups.hpp"
+
+#include "cli_checks.hpp"
 
 #include "evformer/models/trainer.hpp"
 
@@ -27,6 +29,15 @@ std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
     return io::open_samples(
         models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit));
+}
+
+sim::EnergyModel EnergyOptions::model() const {
+    return energy_from_options(sop_fj, mac_pj);
+}
+
+void add_energy_options(CLI::App* cmd, EnergyOptions& o) {
+    cmd->add_option("--sop-energy-fj", o.sop_fj, "Energy per SOP in fJ (default 77)");
+    cmd->add_option("--mac-energy-pj", o.mac_pj, "Energy per MAC in pJ (default 4.6)");
 }
 
 }  // namespace evformer::tools
