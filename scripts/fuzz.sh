@@ -50,6 +50,9 @@ for f in "${formats[@]}"; do
     [ -f "$s" ] && head -c 4096 "$s" >"$corpus/seed-$(basename "$s")"
   done
   echo "== fuzz_$f for ${seconds}s"
+  # A finding is saved as $build/artifacts/$f-crash-… (or -timeout-, -oom-).
+  mkdir -p "$build/artifacts"
   "$build/tests/fuzz/fuzz_$f" "$corpus" -max_total_time="$seconds" -max_len=8192 \
-    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 12
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$f-" \
+    2>&1 | grep -v '^"\|^#\|Recommended dictionary\|End of recommended' | tail -n 12
 done
