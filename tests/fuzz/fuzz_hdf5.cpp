@@ -36,6 +36,7 @@ T consume_value(FuzzedDataProvider& in) {
         return in.ConsumeIntegral<T>();
 }
 
+// Writes a dataset of element type T and the given shape, its values taken from the input.
 template <class T>
 void write_dataset(h5::Writer& w, const std::string& path, const h5::Shape& shape,
                    std::size_t chunk_rows, FuzzedDataProvider& in) {
@@ -54,6 +55,7 @@ void write_dataset(h5::Writer& w, const std::string& path, const h5::Shape& shap
     w.write<T>(path, values, shape, {chunk_rows, 0});
 }
 
+// write_dataset() for an element type chosen by its DType index.
 void write_any(h5::Writer& w, const std::string& path, int dtype, const h5::Shape& shape,
                std::size_t chunk_rows, FuzzedDataProvider& in) {
     switch (static_cast<h5::DType>(dtype)) {
