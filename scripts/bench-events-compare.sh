@@ -32,9 +32,19 @@ nice -n 15 "$root/scripts/build.sh" "$root/build" >/dev/null
 old="$baseline/build/tools/evformer"
 new="$root/build/tools/evformer"
 
+# JSON on stdout is `--json -` since the CLI's one output convention, a plain `--json` flag before.
+json_option() {
+  if "$1" bench events --formats nmnist --mb 0.001 --repeats 1 --json - >/dev/null 2>&1; then
+    echo "--json -"
+  else
+    echo "--json"
+  fi
+}
+read -r -a old_json <<<"$(json_option "$old")"
+read -r -a new_json <<<"$(json_option "$new")"
 old_formats=()
 for f in "${formats[@]}"; do
-  if "$old" bench events --formats "$f" --mb 0.001 --repeats 1 --json >/dev/null 2>&1; then
+  if "$old" bench events --formats "$f" --mb 0.001 --repeats 1 "${old_json[@]}" >/dev/null 2>&1; then
     old_formats+=("$f")
   fi
 done
@@ -44,7 +54,8 @@ echo "# old: $commit ($(git -C "$baseline" log -1 --format=%h)), new: $(git -C "
 echo "# formats old: ${old_formats[*]}; new: ${formats[*]}; $runs rounds; raw JSON in $out"
 echo "# before: $(uptime | sed 's/.*load average/load average/')"
 run() {  # run BINARY NAME ROUND FORMAT
-  taskset -c 0 "$1" bench events --repeats 5 --json --formats "$4" "${extra[@]}" \
+  local -n json="$2_json"
+  taskset -c 0 "$1" bench events --repeats 5 "${json[@]}" --formats "$4" "${extra[@]}" \
     >"$out/$2-$3-$4.json"
 }
 extra=("$@")
