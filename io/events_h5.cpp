@@ -68,8 +68,7 @@ class H5EventReader final : public EventReader {
         for (const std::string obj : {"/", "/events"}) {
             if (geometry_.known()) break;
             if (file_.exists(obj) && file_.has_attr(obj, "width") && file_.has_attr(obj, "height"))
-                geometry_ = {static_cast<std::uint32_t>(file_.attr_number(obj, "width")),
-                             static_cast<std::uint32_t>(file_.attr_number(obj, "height"))};
+                geometry_ = {geometry_attr(obj, "width"), geometry_attr(obj, "height")};
         }
     }
 
@@ -87,7 +86,12 @@ class H5EventReader final : public EventReader {
         Event* out = chunk.data();
         std::size_t n = 0;
         for (std::size_t i = 0; i < k; ++i) {
-            const std::int64_t te = t[i] + t_offset_;
+            std::int64_t te;
+            if (__builtin_add_overflow(t[i], t_offset_, &te)) [[unlikely]]
+                throw FileError(source_, -1,
+                                fmt::format("{}t[{}] = {} plus /t_offset {} does not fit in 64 "
+                                            "bits of µs",
+                                            prefix_, next_ + i, t[i], t_offset_));
             if (te < last_) violation(Violation::time_backwards, -1);
             last_ = te;
             if (p[i] < 0 || p[i] > 1) violation(Violation::bad_polarity, -1);
@@ -110,6 +114,18 @@ class H5EventReader final : public EventReader {
     }
 
   private:
+    // A width or height attribute: a whole number of pixels in 0..65536 (0 = unknown, as the
+    // writer stores for a file without events); anything else is refused by name.
+    std::uint32_t geometry_attr(const std::string& object, const char* key) const {
+        const double v = file_.attr_number(object, key);
+        if (!(v >= 0 && v <= 65536) || v != std::floor(v))
+            throw FileError(source_, -1,
+                            fmt::format("attribute {} of {} is {}, expected a whole number of "
+                                        "pixels in 0..65536",
+                                        key, object, v));
+        return static_cast<std::uint32_t>(v);
+    }
+
     // Integer x, y, p and t are read as they are; floating-point t (seconds, as some tools
     // write) only when the user asks for the conversion; floating-point x, y or p never.
     void check_type(const char* name, const ReaderOptions& opt) {

@@ -349,12 +349,19 @@ class Evt21Reader final : public StreamReader {
                     n += decode_edge(t, x, y, type, valid, i, out + n);
                     continue;
                 }
-                while (valid != 0) {
-                    store_event(out + n, t,
-                                yp | (x + static_cast<std::uint32_t>(__builtin_ctz(valid))));
-                    ++n;
-                    valid &= valid - 1;
+                // Most vectors hold one or two events: both slots are written without a branch
+                // (a word has 32 free slots; an unset bit writes a slot that is not counted),
+                // and only fuller vectors loop over the rest.
+                const auto count = static_cast<std::size_t>(__builtin_popcount(valid));
+                const std::uint32_t rest = valid & (valid - 1);
+                store_event(out + n, t, yp | (x + first_bit(valid)));
+                store_event(out + n + 1, t, yp | (x + first_bit(rest)));
+                if (count > 2) [[unlikely]] {
+                    std::uint32_t more = rest & (rest - 1);
+                    for (std::size_t k = n + 2; more != 0; ++k, more &= more - 1)
+                        store_event(out + k, t, yp | (x + first_bit(more)));
                 }
+                n += count;
             } else if (type == 8) {
                 const std::int64_t next = static_cast<std::int64_t>((word >> 32) & 0x0FFFFFFF) << 6;
                 if (next < time_high_ && has_time_) [[unlikely]]
@@ -382,6 +389,11 @@ class Evt21Reader final : public StreamReader {
                 violation(Violation::coordinate_out_of_range, src_->offset() + std::int64_t(8 * i));
         }
         return n;
+    }
+
+    // Index of the lowest set bit; 31 for no bit (the caller does not count that slot).
+    static std::uint32_t first_bit(std::uint32_t bits) noexcept {
+        return static_cast<std::uint32_t>(__builtin_ctz(bits | 0x80000000u));
     }
 
     [[gnu::noinline]] void other(std::uint32_t type, std::size_t i) {

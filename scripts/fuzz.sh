@@ -2,20 +2,30 @@
 # Builds the libFuzzer targets of the event decoders with clang (ASan + UBSan) and runs each for
 # SECONDS (default 60), seeded with the shared sample recordings.
 # Needs the Debian packages clang and libclang-rt-14-dev (the libFuzzer runtime).
-# Usage: scripts/fuzz.sh [SECONDS] [format…]   (formats: aedat2 aedat3 aedat4 nmnist evt2 evt21 evt3 dat text)
+# Usage: scripts/fuzz.sh [SECONDS] [format…]
+#   formats: aedat2 aedat3 aedat4 nmnist evt2 evt21 evt3 dat text hdf5 (default: all)
+# EVFORMER_FUZZ_NATIVE=1 builds with -march=native in build-fuzz-native/ instead, so that the
+# AVX-512 EVT 3.0 group decoder is the one fuzzed (on a machine that has AVX-512 BW + VBMI2).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
 shift || true
 formats=("$@")
-[ ${#formats[@]} -eq 0 ] && formats=(aedat2 aedat3 aedat4 nmnist evt2 evt21 evt3 dat text)
-build="$root/build-fuzz"
+[ ${#formats[@]} -eq 0 ] && formats=(aedat2 aedat3 aedat4 nmnist evt2 evt21 evt3 dat text hdf5)
+if [ "${EVFORMER_FUZZ_NATIVE:-0}" = 1 ]; then
+  build="$root/build-fuzz-native"
+  native=ON
+else
+  build="$root/build-fuzz"
+  native=OFF
+fi
 data="${EVFORMER_EVENTS_DATA:-$root/../shared/data/events}"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DEVFORMER_FUZZ=ON -DEVFORMER_BUILD_TESTS=OFF -DEVFORMER_NATIVE=OFF >/dev/null
+  -DEVFORMER_FUZZ=ON -DEVFORMER_BUILD_TESTS=OFF -DEVFORMER_NATIVE=$native >/dev/null
 targets=()
 for f in "${formats[@]}"; do targets+=("fuzz_$f"); done
 cmake --build "$build" --parallel 2 --target "${targets[@]}"
+echo "# $(clang --version | head -1); -march=native: $native"
 for f in "${formats[@]}"; do
   corpus="$build/corpus/$f"
   mkdir -p "$corpus"
@@ -40,6 +50,9 @@ for f in "${formats[@]}"; do
     [ -f "$s" ] && head -c 4096 "$s" >"$corpus/seed-$(basename "$s")"
   done
   echo "== fuzz_$f for ${seconds}s"
+  # A finding is saved as $build/artifacts/$f-crash-… (or -timeout-, -oom-).
+  mkdir -p "$build/artifacts"
   "$build/tests/fuzz/fuzz_$f" "$corpus" -max_total_time="$seconds" -max_len=8192 \
-    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 12
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$f-" \
+    2>&1 | grep -v '^"\|^#\|Recommended dictionary\|End of recommended' | tail -n 12
 done

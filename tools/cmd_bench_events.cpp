@@ -1,12 +1,16 @@
 // `evformer bench events`: decode throughput per format on one core, decoding in-memory inputs
 // (~200 MB, built by repeating the shared samples with shifted timestamps) into one reused,
 // already-touched chunk — the constant-memory path users get — against memcpy of the same bytes.
+// There is no shared EVT 2.1 sample: its input is the EVT 2.0 sample's events re-encoded as
+// EVT 2.1 vectors, then repeated the same way.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "cli_checks.hpp"
 #include "command.hpp"
@@ -21,7 +25,7 @@ namespace fs = std::filesystem;
 
 struct BenchOptions {
     std::string data = EVFORMER_EVENTS_DATA_DEFAULT;
-    std::vector<std::string> formats{"evt2", "evt3", "dat", "nmnist"};
+    std::vector<std::string> formats{"evt2", "evt21", "evt3", "dat", "nmnist"};
     double megabytes = 200;
     int repeats = 3;
     std::size_t chunk = 1 << 16;
@@ -57,11 +61,11 @@ std::uint64_t count_events(std::span<const std::uint8_t> bytes, const std::strin
     return n;
 }
 
-// Repeats a sample's body until `target` bytes, rewriting each copy's timestamps with `shift`.
+// Repeats the body of a sample's bytes (after `skip` header bytes) until `target` bytes,
+// rewriting each copy's timestamps with `shift`.
 template <class Shift>
-Input repeat(const fs::path& file, std::size_t skip, std::size_t target, std::size_t align,
-             const std::string& format, Shift&& shift) {
-    const auto src = io::read_file_bytes(file);
+Input repeat(const std::vector<std::uint8_t>& src, std::size_t skip, std::size_t target,
+             std::size_t align, const std::string& format, Shift&& shift) {
     std::vector<std::uint8_t> body(src.begin() + static_cast<std::ptrdiff_t>(skip), src.end());
     body.resize(body.size() / align * align);
     Input in;
@@ -77,6 +81,63 @@ Input repeat(const fs::path& file, std::size_t skip, std::size_t target, std::si
     return in;
 }
 
+template <class Shift>
+Input repeat(const fs::path& file, std::size_t skip, std::size_t target, std::size_t align,
+             const std::string& format, Shift&& shift) {
+    return repeat(io::read_file_bytes(file), skip, target, align, format,
+                  std::forward<Shift>(shift));
+}
+
+void append_le64(std::vector<std::uint8_t>& b, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+// The events of an EVT 2.0 recording as an EVT 2.1 file (plain 64-bit little-endian words), the
+// way a sensor groups them: consecutive events with the same time, polarity and row whose x
+// fall in the same 32-aligned span, in rising x, share one vector word; a TIME_HIGH word
+// precedes each new 64 µs period.
+std::vector<std::uint8_t> evt21_from_evt2(const fs::path& evt2_file) {
+    io::ReaderOptions o;
+    o.format = "evt2";
+    auto reader = io::open_event_file(evt2_file, o);
+    std::vector<std::uint8_t> out;
+    const std::string header = fmt::format("% format EVT21;height={};width={}\n% end\n",
+                                           reader->geometry().height, reader->geometry().width);
+    out.assign(header.begin(), header.end());
+    std::uint64_t vector = 0;  // open vector word (without its valid bits), 0 = none
+    std::uint32_t valid = 0;
+    std::int64_t time_high = -1;
+    const auto flush = [&] {
+        if (valid != 0) append_le64(out, vector | valid);
+        valid = 0;
+    };
+    io::EventChunk chunk;
+    while (reader->read(chunk) > 0) {
+        for (const auto& e : chunk.events()) {
+            const std::int64_t high = e.t >> 6;
+            const std::uint32_t bit = e.x & 31u;
+            const std::uint64_t head =
+                (std::uint64_t{e.p} << 60) | (static_cast<std::uint64_t>(e.t & 63) << 54) |
+                (std::uint64_t{e.x & ~31u} << 43) | (std::uint64_t{e.y} << 32);
+            if (high != time_high || head != vector || valid >> bit != 0) {
+                flush();
+                if (high != time_high) {
+                    append_le64(out, (std::uint64_t{8} << 60) |
+                                         (static_cast<std::uint64_t>(high & 0x0FFFFFFF) << 32));
+                    time_high = high;
+                }
+                vector = head;
+            }
+            valid |= 1u << bit;
+        }
+    }
+    flush();
+    if (reader->violations().total() != 0)
+        throw Error(fmt::format("bench input: {} decodes with {} violations", evt2_file.string(),
+                                reader->violations().total()));
+    return out;
+}
+
 Input build_input(const std::string& format, const fs::path& data, std::size_t target) {
     if (format == "evt2") {
         const auto file = data / "evt2_gen3_vga_expelliarmus.raw";
@@ -88,6 +149,19 @@ Input build_input(const std::string& format, const fs::path& data, std::size_t t
                 std::memcpy(&w, &b[i], 4);
                 if ((w >> 28) == 8) w = (8u << 28) | ((w + k * 782u) & 0x0FFFFFFF);
                 std::memcpy(&b[i], &w, 4);
+            }
+        });
+    }
+    if (format == "evt21") {
+        const auto src = evt21_from_evt2(data / "evt2_gen3_vga_expelliarmus.raw");
+        // Each copy moves TIME_HIGH forward by 50 ms, as for EVT 2.0.
+        return repeat(src, header_end(src), target, 8, format, [](auto& b, std::uint32_t k) {
+            for (std::size_t i = 0; i + 8 <= b.size(); i += 8) {
+                std::uint64_t w;
+                std::memcpy(&w, &b[i], 8);
+                if ((w >> 60) == 8)
+                    w = (std::uint64_t{8} << 60) | (((w >> 32) + k * 782u) & 0x0FFFFFFF) << 32;
+                std::memcpy(&b[i], &w, 8);
             }
         });
     }
@@ -128,7 +202,7 @@ Input build_input(const std::string& format, const fs::path& data, std::size_t t
         return in;
     }
     throw ConfigError("bench events: no benchmark input for format '" + format +
-                      "' (available: evt2, evt3, dat, nmnist)");
+                      "' (available: evt2, evt21, evt3, dat, nmnist)");
 }
 
 template <class F>
@@ -219,7 +293,7 @@ const RegisterCommand reg("bench events", [](CLI::App& app) {
     auto* cmd = bench_group(app)->add_subcommand(
         "events", "Decode throughput per event format (M events/s, one core) against memcpy");
     cmd->add_option("--data", opt->data, "Folder of the shared sample recordings");
-    cmd->add_option("--formats", opt->formats, "Formats to measure (evt2 evt3 dat nmnist)");
+    cmd->add_option("--formats", opt->formats, "Formats to measure (evt2 evt21 evt3 dat nmnist)");
     cmd->add_option("--mb", opt->megabytes, "Size of each in-memory input in MB (default 200)")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--repeats", opt->repeats, "Timed runs per measurement; best is kept")

@@ -39,6 +39,34 @@ inline std::uint32_t evt2_cd(std::uint32_t type, std::uint32_t t6, std::uint32_t
     return (type << 28) | (t6 << 22) | (x << 11) | y;
 }
 
+/// EVT 2.1 CD word: type, 6 low time bits, x, y, 32 valid bits (one event at x + k per bit k).
+inline std::uint64_t evt21_cd(std::uint64_t type, std::uint64_t t6, std::uint64_t x,
+                              std::uint64_t y, std::uint32_t valid) {
+    return (type << 60) | (t6 << 54) | (x << 43) | (y << 32) | valid;
+}
+
+/// EVT 2.1 TIME_HIGH word: time bits 33..6.
+inline std::uint64_t evt21_time_high(std::uint64_t t28) {
+    return (std::uint64_t{8} << 60) | (t28 << 32);
+}
+
+/// An EVT 2.1 file: `header`, then 64-bit words in the plain order (little-endian 64-bit) or the
+/// legacy order (the upper 32 bits first).
+inline Bytes evt21_file(const std::string& header, const std::vector<std::uint64_t>& words,
+                        bool legacy) {
+    Bytes b;
+    put_text(b, header);
+    for (auto w : words) {
+        if (legacy) {
+            put_le32(b, std::uint32_t(w >> 32));
+            put_le32(b, std::uint32_t(w));
+        } else {
+            put_le64(b, w);
+        }
+    }
+    return b;
+}
+
 /// An EVT 2.0 file exercising every word type: events before the first TIME_HIGH (skipped),
 /// CD ON/OFF, trigger/others/continued (skipped), an unknown type and a backwards TIME_HIGH
 /// (violations), and an out-of-range x (violation, dropped). Decodes to 3 events.

@@ -1,8 +1,8 @@
 // The fast decoders work on blocks of records and fall back to an exact per-record path for a
-// block with a fault. These tests decode long random streams with sparse faults (so clean and
-// faulty blocks alternate, and faults land at every position of a block) and compare events,
-// violation counts, skipped counts and the strict-mode offset with plain reference decoders
-// written from the format rules in docs/events.md.
+// block with a fault (EVT 2.1, decoded word by word, is checked the same way). These tests decode
+// long random streams with sparse faults (so clean and faulty blocks alternate, and faults land at
+// every position of a block) and compare events, violation counts, skipped counts and the
+// strict-mode offset with plain reference decoders written from the format rules in docs/events.md.
 #include <doctest/doctest.h>
 
 #include <limits>
@@ -66,6 +66,54 @@ Outcome reference_evt2(const Bytes& b, std::size_t body, Geometry g) {
                 o.events.push_back(make(high + ((w >> 22) & 63), x, y, type));
         } else if (type == 8) {
             const std::int64_t next = std::int64_t{w & 0x0FFFFFFF} << 6;
+            if (has_time && next < high) o.violate(Violation::time_backwards, at);
+            high = next;
+            has_time = true;
+        } else if (type == 0xA) {
+            ++o.skipped["EXT_TRIGGER words"];
+        } else if (type == 0xE) {
+            ++o.skipped["OTHERS words"];
+        } else if (type == 0xF) {
+            ++o.skipped["CONTINUED words"];
+        } else {
+            o.violate(Violation::unknown_word, at);
+        }
+    }
+    return o;
+}
+
+std::uint64_t le64(const Bytes& b, std::size_t i) {
+    return le32(b, i) | (std::uint64_t{le32(b, i + 4)} << 32);
+}
+
+// EVT 2.1 words in the plain (one little-endian 64-bit word) or the legacy order (the upper 32
+// bits first).
+Outcome reference_evt21(const Bytes& b, std::size_t body, Geometry g, bool legacy) {
+    Outcome o;
+    std::int64_t high = 0;
+    bool has_time = false;
+    for (std::size_t i = body; i + 8 <= b.size(); i += 8) {
+        const std::uint64_t raw = le64(b, i);
+        const std::uint64_t w = legacy ? (raw >> 32) | (raw << 32) : raw;
+        const auto type = static_cast<std::uint32_t>(w >> 60);
+        const auto at = static_cast<std::int64_t>(i);
+        if (type <= 1) {
+            const auto x = static_cast<std::uint32_t>((w >> 43) & 2047);
+            const auto y = static_cast<std::uint32_t>((w >> 32) & 2047);
+            if (!has_time) {
+                o.skipped["events before the first TIME_HIGH"] +=
+                    static_cast<std::uint64_t>(__builtin_popcount(std::uint32_t(w)));
+                continue;
+            }
+            for (std::uint32_t k = 0; k < 32; ++k) {
+                if (((w >> k) & 1) == 0) continue;
+                if (inside(g, x + k, y))
+                    o.events.push_back(make(high + std::int64_t((w >> 54) & 63), x + k, y, type));
+                else
+                    o.violate(Violation::coordinate_out_of_range, at);
+            }
+        } else if (type == 8) {
+            const auto next = static_cast<std::int64_t>((w >> 32) & 0x0FFFFFFF) << 6;
             if (has_time && next < high) o.violate(Violation::time_backwards, at);
             high = next;
             has_time = true;
@@ -301,6 +349,39 @@ Bytes evt2_stream(Rng& rng, bool geometry, std::uint32_t fault_every) {
     return b;
 }
 
+// Vectors of every density (empty, one event, sparse, full), 32-aligned and not, at the border
+// of the geometry and beyond it when a fault is due.
+Bytes evt21_stream(Rng& rng, bool geometry, bool legacy, std::uint32_t fault_every) {
+    Faults fault{rng, fault_every};
+    std::vector<std::uint64_t> words = {evt21_cd(1, 0, 3, 4, 0x5), evt21_cd(0, 0, 3, 4, 0)};
+    std::uint64_t high = 10;  // a fall by 5 stays a TIME_HIGH word
+    words.push_back(evt21_time_high(high));
+    for (int i = 0; i < 30000; ++i) {
+        if (rng() % 180 == 0) {
+            high += 1 + rng() % 3;
+            words.push_back(evt21_time_high(fault() ? high - 5 : high));
+            continue;
+        }
+        if (fault()) {
+            const std::uint64_t kinds[] = {0xA, 0xE, 0xF, 0x2, 0x7, 0x9, 0xC};
+            words.push_back(kinds[rng() % 7] << 60 | (std::uint64_t{rng()} << 28) | rng());
+            continue;
+        }
+        std::uint32_t x = rng() % 4 == 0 ? rng() % 640 : 32 * (rng() % 20), y = rng() % 480;
+        if (fault()) (rng() & 1 ? x : y) = 600 + rng() % 1448;
+        const std::uint32_t density = rng() % 8;
+        const std::uint32_t valid = density == 0   ? 0
+                                    : density < 4  ? 1u << (rng() % 32)
+                                    : density < 6  ? rng() & rng() & rng()
+                                    : density == 6 ? rng()
+                                                   : 0xFFFFFFFF;
+        words.push_back(evt21_cd(rng() & 1, rng() % 64, x, y, valid));
+    }
+    return evt21_file(std::string(legacy ? "% evt 2.1\n" : "% format EVT21\n") +
+                          (geometry ? "% geometry 640x480\n" : "") + "% end\n",
+                      words, legacy);
+}
+
 Bytes evt3_stream(Rng& rng, bool geometry, std::uint32_t fault_every) {
     Bytes b;
     put_text(b, geometry ? "% evt 3.0\n% format EVT3;height=720;width=1280\n% end\n"
@@ -405,6 +486,18 @@ TEST_CASE("evt2 block decoding matches a per-word reference with sparse faults")
             const Geometry g = geometry ? Geometry{640, 480} : Geometry{};
             check_matches(b, "evt2", reference_evt2(b, body_start(b), g));
         }
+}
+
+TEST_CASE("evt21 decoding matches a per-word reference with sparse faults, in both word orders") {
+    Rng rng(6);
+    for (bool legacy : {false, true})
+        for (bool geometry : {true, false})
+            for (std::uint32_t every : {0u, 5000u, 300u, 20u}) {
+                INFO("legacy " << legacy << " geometry " << geometry << " fault every " << every);
+                const auto b = evt21_stream(rng, geometry, legacy, every);
+                const Geometry g = geometry ? Geometry{640, 480} : Geometry{};
+                check_matches(b, "evt21", reference_evt21(b, body_start(b), g, legacy));
+            }
 }
 
 TEST_CASE("evt3 block decoding matches a per-word reference with sparse faults") {

@@ -34,46 +34,21 @@ Decoded decode(const Bytes& bytes, std::size_t chunk = 1 << 16, ReaderOptions op
     return d;
 }
 
-// EVT 2.1 CD word: type, 6 time bits, x, y, 32 valid bits.
-std::uint64_t cd(std::uint64_t type, std::uint64_t t6, std::uint64_t x, std::uint64_t y,
-                 std::uint32_t valid) {
-    return (type << 60) | (t6 << 54) | (x << 43) | (y << 32) | valid;
-}
-std::uint64_t time_high(std::uint64_t t28) {
-    return (std::uint64_t{8} << 60) | (t28 << 32);
-}
-
-// A file of 64-bit words in the plain order (little-endian 64-bit) or the legacy order (the
-// upper 32 bits first).
-Bytes evt21_file(const std::string& header, const std::vector<std::uint64_t>& words, bool legacy) {
-    Bytes b;
-    put_text(b, header);
-    for (auto w : words) {
-        if (legacy) {
-            put_le32(b, std::uint32_t(w >> 32));
-            put_le32(b, std::uint32_t(w));
-        } else {
-            put_le64(b, w);
-        }
-    }
-    return b;
-}
-
 std::vector<std::uint64_t> every_word_type() {
     return {
-        cd(1, 0, 5, 5, 0x1),             // before the first TIME_HIGH: skipped
-        time_high(2),                    // t = 128
-        cd(1, 3, 10, 20, 0x80000005),    // ON at x 10, 12, 41; t 131
-        cd(0, 63, 600, 479, 0x1),        // OFF at x 600, t 191
-        (std::uint64_t{0xA} << 60) | 7,  // EXT_TRIGGER
-        std::uint64_t{0xE} << 60,        // OTHERS
-        std::uint64_t{0xF} << 60,        // CONTINUED
-        std::uint64_t{0x3} << 60,        // reserved: unknown word
-        cd(1, 0, 630, 1, 0x00000C01),    // x 630 in, 640 and 641 outside 640: 2 violations
-        cd(1, 0, 0, 480, 0x1),           // y outside 480: violation
-        time_high(0x0FFFFFFF),           // TIME_HIGH max
-        time_high(1),                    // falls: violation
-        cd(0, 1, 3, 4, 0xFFFFFFFF),      // 32 OFF events at t 65
+        evt21_cd(1, 0, 5, 5, 0x1),           // before the first TIME_HIGH: skipped
+        evt21_time_high(2),                  // t = 128
+        evt21_cd(1, 3, 10, 20, 0x80000005),  // ON at x 10, 12, 41; t 131
+        evt21_cd(0, 63, 600, 479, 0x1),      // OFF at x 600, t 191
+        (std::uint64_t{0xA} << 60) | 7,      // EXT_TRIGGER
+        std::uint64_t{0xE} << 60,            // OTHERS
+        std::uint64_t{0xF} << 60,            // CONTINUED
+        std::uint64_t{0x3} << 60,            // reserved: unknown word
+        evt21_cd(1, 0, 630, 1, 0x00000C01),  // x 630 in, 640 and 641 outside 640: 2 violations
+        evt21_cd(1, 0, 0, 480, 0x1),         // y outside 480: violation
+        evt21_time_high(0x0FFFFFFF),         // TIME_HIGH max
+        evt21_time_high(1),                  // falls: violation
+        evt21_cd(0, 1, 3, 4, 0xFFFFFFFF),    // 32 OFF events at t 65
     };
 }
 
@@ -116,8 +91,9 @@ TEST_CASE("evt21 decoder reads every word type, in both word orders") {
 }
 
 TEST_CASE("evt21 without a geometry keeps every vector event; files through tiny buffers") {
-    const auto bytes = evt21_file("% format EVT21\n% end\n",
-                                  {time_high(1), cd(1, 2, 2040, 2047, 0x80000001)}, false);
+    const auto bytes =
+        evt21_file("% format EVT21\n% end\n",
+                   {evt21_time_high(1), evt21_cd(1, 2, 2040, 2047, 0x80000001)}, false);
     CHECK(decode(bytes).events == std::vector<Event>{{66, 2040, 2047, 1}, {66, 2071, 2047, 1}});
     const auto all =
         evt21_file("% format EVT21;height=480;width=640\n% end\n", every_word_type(), false);

@@ -4,7 +4,9 @@
 // positions, across chunk and buffer boundaries and through the vectorised (AVX-512) group path.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -464,6 +466,53 @@ TEST_CASE("hdf5 events: negative or too large coordinates are dropped and counte
     const auto d = decode_file(dir / "s.h5");
     CHECK(d.events.empty());
     CHECK(d.violations[Violation::coordinate_out_of_range] == 3);
+}
+
+TEST_CASE("hdf5 events: width/height attributes that are not pixel counts are refused by name") {
+    // Found by fuzz_hdf5: a width of -2 was cast to an unsigned geometry (undefined behaviour).
+    ScratchDir dir;
+    const auto write = [&](const std::string& name, const evformer::io::h5::AttrValue& width) {
+        evformer::io::h5::Writer w(dir / name);
+        const std::vector<std::uint16_t> xy = {1, 2};
+        const std::vector<std::int64_t> t = {1, 2};
+        const std::vector<std::uint8_t> p = {0, 1};
+        w.write<std::uint16_t>("/events/x", xy, {2});
+        w.write<std::uint16_t>("/events/y", xy, {2});
+        w.write<std::int64_t>("/events/t", t, {2});
+        w.write<std::uint8_t>("/events/p", p, {2});
+        w.attr("/", "width", width);
+        w.attr("/", "height", std::int64_t{48});
+        w.commit();
+        return dir / name;
+    };
+    CHECK(contains(error_of(write("neg.h5", std::int64_t{-2})),
+                   "attribute width of / is -2, expected a whole number of pixels in 0..65536"));
+    CHECK(contains(error_of(write("big.h5", std::int64_t{1} << 40)), "attribute width of / is"));
+    CHECK(contains(error_of(write("half.h5", 63.5)), "attribute width of / is 63.5"));
+    CHECK(contains(error_of(write("nan.h5", std::nan(""))), "attribute width of / is nan"));
+    CHECK(
+        contains(error_of(write("text.h5", std::string("64"))), "is a string, expected a number"));
+    CHECK(decode_file(write("float.h5", 64.0)).geometry == Geometry{64, 48});
+    CHECK(decode_file(write("int.h5", std::int64_t{64})).geometry == Geometry{64, 48});
+    CHECK(!decode_file(write("zero.h5", std::int64_t{0})).geometry.known());
+}
+
+TEST_CASE("hdf5 events: a time that overflows with /t_offset is a FileError naming the row") {
+    ScratchDir dir;
+    {
+        evformer::io::h5::Writer w(dir / "o.h5");
+        const std::vector<std::uint16_t> xy = {1, 2};
+        const std::vector<std::int64_t> t = {5, std::numeric_limits<std::int64_t>::max() - 2};
+        const std::vector<std::uint8_t> p = {0, 1};
+        w.write<std::uint16_t>("/events/x", xy, {2});
+        w.write<std::uint16_t>("/events/y", xy, {2});
+        w.write<std::int64_t>("/events/t", t, {2});
+        w.write<std::uint8_t>("/events/p", p, {2});
+        w.write<std::int64_t>("/t_offset", std::vector<std::int64_t>{3}, {});
+        w.commit();
+    }
+    CHECK(contains(error_of(dir / "o.h5"),
+                   "/events/t[1] = 9223372036854775805 plus /t_offset 3 does not fit"));
 }
 
 // ---------------------------------------------------------------------------------------------

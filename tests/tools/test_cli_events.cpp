@@ -7,9 +7,11 @@
 
 #include "evformer/io/events.hpp"
 #include "evformer/io/h5.hpp"
+#include "io/events_bytes.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
+using evformer::io::Event;
 using evformer::test::count_lines;
 using evformer::test::run_evformer;
 using evformer::test::ScratchDir;
@@ -40,6 +42,31 @@ fs::path small_bin(const ScratchDir& dir) {
     evformer::io::write_event_file(path, ev);
     return path;
 }
+
+// A hand-built EVT 2.1 recording (640×480) in the plain or the legacy word order: two vectors,
+// a skipped trigger, an unknown word and a lone event after a second TIME_HIGH.
+fs::path evt21_raw(const ScratchDir& dir, bool legacy) {
+    using namespace evformer::test;
+    const auto path = dir / (legacy ? "legacy21.raw" : "plain21.raw");
+    const std::string header = legacy ? "% evt 2.1\n% geometry 640x480\n% end\n"
+                                      : "% format EVT21;height=480;width=640\n% end\n";
+    write_bytes(path, evt21_file(header,
+                                 {
+                                     evt21_time_high(2),                  // t = 128
+                                     evt21_cd(1, 3, 32, 20, 0x80000005),  // ON x 32, 34, 63
+                                     evt21_cd(0, 10, 64, 7, 0x3),         // OFF x 64, 65
+                                     (std::uint64_t{0xA} << 60) | 1,      // EXT_TRIGGER
+                                     std::uint64_t{0x3} << 60,            // unknown word
+                                     evt21_time_high(3),                  // t = 192
+                                     evt21_cd(1, 0, 600, 479, 0x1),       // ON x 600
+                                 },
+                                 legacy));
+    return path;
+}
+
+// The events evt21_raw() holds.
+const std::vector<Event> evt21_events = {{131, 32, 20, 1}, {131, 34, 20, 1}, {131, 63, 20, 1},
+                                         {138, 64, 7, 0},  {138, 65, 7, 0},  {192, 600, 479, 1}};
 
 }  // namespace
 
@@ -127,4 +154,81 @@ TEST_CASE("events and bench events subcommands have --help") {
         CHECK(r.exit_code == 0);
         CHECK(r.out.find("Usage") != std::string::npos);
     }
+}
+
+TEST_CASE("events info reads a hand-built EVT 2.1 file in both word orders") {
+    ScratchDir dir;
+    for (bool legacy : {false, true}) {
+        INFO("legacy " << legacy);
+        const auto r = run_evformer("events info --json - " + q(evt21_raw(dir, legacy)));
+        REQUIRE(r.exit_code == 0);
+        const auto j = nlohmann::json::parse(r.out);
+        REQUIRE(j.size() == 1);
+        CHECK(j[0]["format"] == "evt21");
+        CHECK(j[0]["width"] == 640);
+        CHECK(j[0]["height"] == 480);
+        CHECK(j[0]["events"] == 6);
+        CHECK(j[0]["t_first"] == 131);
+        CHECK(j[0]["t_last"] == 192);
+        CHECK(j[0]["span_us"] == 61);
+        CHECK(j[0]["n_on"] == 4);
+        CHECK(j[0]["n_off"] == 2);
+        CHECK(j[0]["x_max"] == 600);
+        CHECK(j[0]["y_max"] == 479);
+        CHECK(j[0]["violations"] == 1);
+        CHECK(j[0]["violations_by_kind"] == nlohmann::json{{"unknown_word", 1}});
+        CHECK(j[0]["skipped"] == nlohmann::json{{"EXT_TRIGGER words", 1}});
+    }
+    const auto text = run_evformer("events info " + q(evt21_raw(dir, false)));
+    CHECK(text.exit_code == 0);
+    CHECK(text.out.find("evt21") != std::string::npos);
+    CHECK(text.out.find("6 (4 ON, 2 OFF)") != std::string::npos);
+    CHECK(text.out.find("640x480") != std::string::npos);
+}
+
+TEST_CASE("events convert turns an EVT 2.1 file into files holding the same events") {
+    ScratchDir dir;
+    const auto in = evt21_raw(dir, true);
+    for (const char* name : {"out.h5", "out.raw", "out.txt", "out.csv"}) {
+        INFO(name);
+        const auto r = run_evformer("events convert " + q(in) + " " + q(dir / name));
+        INFO(r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.out.find("wrote 6 events from") != std::string::npos);
+        CHECK(r.out.find("(evt21)") != std::string::npos);
+        CHECK(r.out.find("note: 1 protocol violations were counted while reading") !=
+              std::string::npos);
+        evformer::io::ReaderOptions ro;
+        ro.geometry = {640, 480};
+        CHECK(evformer::io::read_event_file(dir / name, ro) == evt21_events);
+    }
+    const auto strict = run_evformer("events convert --strict " + q(in) + " " + q(dir / "s.h5"));
+    CHECK(strict.exit_code != 0);
+    CHECK(strict.err.find("unknown_word") != std::string::npos);
+    CHECK(count_lines(strict.err) == 1);
+    CHECK(!fs::exists(dir / "s.h5"));
+}
+
+TEST_CASE("events frames bins a hand-built EVT 2.1 file") {
+    ScratchDir dir;
+    const auto out = dir / "f.h5";
+    const auto r = run_evformer("events frames " + q(evt21_raw(dir, false)) +
+                                " --T 2 --size 320x240 -o " + q(out));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    evformer::io::h5::Reader h(out);
+    REQUIRE(h.shape("frames") == evformer::io::h5::Shape{2, 2, 240, 320});
+    const auto f = h.read<float>("frames");
+    // [T, 2, H, W]; 640×480 → 320×240 halves x and y. Split by number: 3 events per frame.
+    const auto at = [&](std::size_t t, std::size_t c, std::size_t y, std::size_t x) {
+        return f[((t * 2 + c) * 240 + y) * 320 + x];
+    };
+    CHECK(at(0, 1, 10, 16) == 1);
+    CHECK(at(0, 1, 10, 17) == 1);
+    CHECK(at(0, 1, 10, 31) == 1);
+    CHECK(at(1, 0, 3, 32) == 2);
+    CHECK(at(1, 1, 239, 300) == 1);
+    double total = 0;
+    for (float v : f) total += v;
+    CHECK(total == 6);
 }
