@@ -482,32 +482,40 @@ void shift_planes(float* image, std::size_t planes, std::size_t h, std::size_t w
             }
 }
 
+// The random translation of one sample and the state of its random stream after it, derived
+// from (seed, epoch, index) only.
+struct Translation {
+    long dy = 0, dx = 0;
+    std::uint64_t next = 0;
+};
+
+Translation random_translation(const TrainConfig& c, std::size_t epoch, std::size_t index) {
+    std::uint64_t r = mix(mix(c.seed ^ 0x5bd1e995ULL) + mix(epoch) * 31 + index);
+    const auto pad = static_cast<long>(c.crop_pad);
+    Translation t;
+    t.dy = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
+    r = mix(r);
+    t.dx = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
+    t.next = mix(r);
+    return t;
+}
+
 }  // namespace
 
 void augment(float* image, std::size_t channels, std::size_t h, std::size_t w, const TrainConfig& c,
              std::size_t epoch, std::size_t index) {
-    std::uint64_t r = mix(mix(c.seed ^ 0x5bd1e995ULL) + mix(epoch) * 31 + index);
-    const auto pad = static_cast<long>(c.crop_pad);
-    const long dy = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
-    r = mix(r);
-    const long dx = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
-    r = mix(r);
-    const bool flip = c.hflip && (r & 1);
-    shift_planes(image, channels, h, w, dy, dx, flip);
+    const auto t = random_translation(c, epoch, index);
+    const bool flip = c.hflip && (t.next & 1);
+    shift_planes(image, channels, h, w, t.dy, t.dx, flip);
 }
 
 void augment_events(float* frames, std::size_t planes, std::size_t h, std::size_t w,
                     const TrainConfig& c, std::size_t epoch, std::size_t index) {
-    std::uint64_t r = mix(mix(c.seed ^ 0x5bd1e995ULL) + mix(epoch) * 31 + index);
-    const auto pad = static_cast<long>(c.crop_pad);
-    const long dy = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
-    r = mix(r);
-    const long dx = pad ? static_cast<long>(r % (2 * c.crop_pad + 1)) - pad : 0;
-    r = mix(r);
+    const auto t = random_translation(c, epoch, index);
     if (c.event_drop > 0) {
         // one uniform draw per event from a SplitMix64 stream: the same on every machine
         const double keep = 1.0 - c.event_drop;
-        std::uint64_t state = mix(r ^ 0x2545f4914f6cdd1dULL);
+        std::uint64_t state = mix(t.next ^ 0x2545f4914f6cdd1dULL);
         for (std::size_t i = 0; i < planes * h * w; ++i) {
             const auto n = static_cast<std::uint32_t>(frames[i]);
             std::uint32_t kept = 0;
@@ -518,7 +526,7 @@ void augment_events(float* frames, std::size_t planes, std::size_t h, std::size_
             frames[i] = static_cast<float>(kept);
         }
     }
-    shift_planes(frames, planes, h, w, dy, dx, false);
+    shift_planes(frames, planes, h, w, t.dy, t.dx, false);
 }
 
 std::size_t checkpoint_epochs(const std::filesystem::path& path) {
