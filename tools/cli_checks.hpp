@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "option_groups.hpp"
 #include "evformer/sim/energy.hpp"
+#include "option_groups.hpp"
 
 namespace evformer::tools {
 

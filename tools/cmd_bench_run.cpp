@@ -18,7 +18,6 @@
 
 #include "cli_checks.hpp"
 #include "command.hpp"
-#include "option_groups.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/idx.hpp"
 #include "evformer/models/builder.hpp"
@@ -26,6 +25,7 @@
 #include "evformer/models/network.hpp"
 #include "evformer/models/trainer.hpp"
 #include "evformer/models/weights.hpp"
+#include "option_groups.hpp"
 
 namespace evformer::tools {
 namespace {

@@ -7,9 +7,9 @@
 
 #include "cli_checks.hpp"
 #include "command.hpp"
-#include "option_groups.hpp"
 #include "evformer/error.hpp"
 #include "evformer/models/trainer.hpp"
+#include "option_groups.hpp"
 
 namespace evformer::tools {
 namespace {
