@@ -45,6 +45,7 @@ FrameBinner::FrameBinner(const FrameOptions& options, std::uint64_t kept_events,
     tensor_.frames = o_.frames;
     tensor_.height = o_.out_height;
     tensor_.width = o_.out_width;
+    tensor_.duration_us = std::max<std::int64_t>(t_last - t_first, 0);
     tensor_.data.assign(o_.frames * 2 * o_.out_height * o_.out_width, 0.f);
     per_frame_ = kept_ / o_.frames;
     dt_ = std::max<std::int64_t>(t_last - t_first, 0) / static_cast<std::int64_t>(o_.frames);

@@ -98,20 +98,7 @@ std::vector<SparseFrames> bin_all(const EventDataset& ds, const std::vector<Even
     auto work = [&] {
         for (std::size_t i = next++; i < samples.size(); i = next++) {
             try {
-                const auto events = ds.load(samples[i]);
-                FrameOptions o = options;
-                if (!o.sensor.known()) o.sensor = ds.sensor;
-                out[i] = SparseFrames::from_dense(bin_events(events, o));
-                FrameBinner crop(resolve_frame_options(o), 0, 0, 0);
-                std::int64_t first = 0, last = 0;
-                bool any = false;
-                for (const auto& e : events)
-                    if (crop.keeps(e)) {
-                        if (!any) first = e.t;
-                        last = e.t;
-                        any = true;
-                    }
-                out[i].duration_us = last - first;
+                out[i] = SparseFrames::from_dense(ds.frames(samples[i], options));
             } catch (...) {
                 const std::lock_guard lock(failure_mutex);
                 if (!failure) failure = std::current_exception();
@@ -137,6 +124,7 @@ SparseFrames SparseFrames::from_dense(const FrameTensor& frames) {
     s.channels = 2;
     s.height = frames.height;
     s.width = frames.width;
+    s.duration_us = frames.duration_us;
     const std::size_t per_frame = s.channels * s.height * s.width;
     s.frame_begin.reserve(s.frames + 1);
     s.frame_begin.push_back(0);

@@ -200,6 +200,7 @@ TEST_CASE("binning a real N-MNIST recording by event count matches the hand comp
     source->dense(0, dense.data());
     CHECK(dense == expected);
     CHECK(sparse.events() == 3330);
+    CHECK(sparse.duration_us == 307827 - 5087);  // README: t 5087..307827
 }
 
 TEST_CASE("the binned cache returns what a fresh decode does, for both split rules") {

@@ -38,6 +38,8 @@ struct FrameOptions {
 /// T frames of counts as a plain float array, layout [T, 2, H, W] (see the file comment).
 struct FrameTensor {
     std::size_t frames = 0, height = 0, width = 0;
+    /// Time from the first to the last binned (crop-kept) event, µs.
+    std::int64_t duration_us = 0;
     std::vector<float> data;
     /// The axes of `data`, outermost first, as at() indexes them: the `layout` attribute of
     /// frame files (kept beside at() so the file describes the data as it is laid out).

@@ -51,7 +51,8 @@ struct SparseFrames {
     /// Time from the first to the last binned event of the recording, µs (0 when unknown).
     std::int64_t duration_us = 0;
 
-    /// The non-zero counts of dense frames (layout `[T, C, H, W]`, as FrameTensor: C = 2).
+    /// The non-zero counts of dense frames (layout `[T, C, H, W]`, as FrameTensor: C = 2) and
+    /// their span.
     static SparseFrames from_dense(const FrameTensor& frames);
     /// Writes the dense counts, `[T, C, H, W]` floats, into `out` (frames·C·H·W values).
     void to_dense(float* out) const;
