@@ -87,7 +87,7 @@ sim::Network build_network(const ModelWeights& weights) {
     }
     net.rpe = build_conv(weights, "sps/rpe_conv", "sps/rpe_bn", h, w, eps);
     const std::size_t n = spec.tokens();
-    const auto& variant = sim::info(spec.attention.variant);
+    const auto& variant = models::info(spec.attention.variant);
     for (std::size_t l = 0; l < spec.blocks; ++l) {
         const auto attn = fmt::format("blocks/{}/attn/", l);
         const auto mlp = fmt::format("blocks/{}/mlp/", l);

@@ -91,7 +91,7 @@ SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleS
     out.report = total.report(options.energy);
     out.report.model = model;
     out.report.data = samples.describe();
-    out.report.variant = std::string(sim::info(weights.spec.attention.variant).name);
+    out.report.variant = std::string(models::info(weights.spec.attention.variant).name);
     out.report.wall_seconds = wall;
     out.report.threads = threads;
     out.rasters.time_steps = weights.spec.time_steps;

@@ -11,8 +11,8 @@
 #include <random>
 
 #include "evformer/error.hpp"
+#include "evformer/models/attention_variant.hpp"
 #include "evformer/models/kernels.hpp"
-#include "evformer/sim/attention_variant.hpp"
 
 namespace evformer::models {
 namespace {
@@ -529,7 +529,7 @@ struct DenseSpikformer::Impl {
     ModelWeights w;
     std::map<std::string, Tensor> grads;
     ModelSpec spec;
-    sim::AttentionVariantInfo variant;
+    models::AttentionVariantInfo variant;
     LifParams lif, attn_lif;
     std::array<ConvUnit, 4> stages;
     std::array<bool, 4> pool{};
@@ -561,7 +561,7 @@ struct DenseSpikformer::Impl {
         mallopt(M_TRIM_THRESHOLD, 1 << 30);
         w.validate();
         spec = w.spec;
-        variant = sim::info(spec.attention.variant);
+        variant = models::info(spec.attention.variant);
         lif = {static_cast<float>(spec.lif.tau), static_cast<float>(spec.lif.v_threshold),
                static_cast<float>(spec.lif.v_reset), static_cast<float>(spec.lif.surrogate_alpha)};
         attn_lif = lif;
@@ -750,7 +750,7 @@ struct DenseSpikformer::Impl {
         b.batch_shift = false;
         b.shift_used.assign(d, 0.f);
         if (variant.shift) {
-            if (train && spec.attention.train_shift == "batch") {
+            if (train && spec.attention.train_shift == TrainShift::batch) {
                 b.batch_shift = true;
                 b.shift_used = b.batch_out_mean;
             } else {

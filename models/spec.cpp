@@ -73,8 +73,17 @@ void ModelSpec::validate() const {
         fail("attention.lambda must be a finite number >= 0");
     if (!(attention.momentum >= 0 && attention.momentum < 1))
         fail("attention.momentum must lie in [0, 1)");
-    if (attention.train_shift != "batch" && attention.train_shift != "running")
-        fail("attention.train_shift must be 'batch' or 'running'");
+}
+
+std::string_view train_shift_name(TrainShift s) {
+    return s == TrainShift::batch ? "batch" : "running";
+}
+
+TrainShift parse_train_shift(std::string_view name) {
+    if (name == "batch") return TrainShift::batch;
+    if (name == "running") return TrainShift::running;
+    throw ConfigError("attention.train_shift must be 'batch' or 'running', not '" +
+                      std::string(name) + "'");
 }
 
 std::string ModelSpec::to_json() const {
@@ -96,12 +105,12 @@ std::string ModelSpec::to_json() const {
                 {"v_reset", lif.v_reset},
                 {"attn_v_threshold", lif.attn_v_threshold},
                 {"surrogate_alpha", lif.surrogate_alpha}};
-    j["attention"] = {{"variant", std::string(sim::info(attention.variant).name)},
+    j["attention"] = {{"variant", std::string(models::info(attention.variant).name)},
                       {"scale", attention.scale},
                       {"kappa", attention.kappa},
                       {"lambda", attention.lambda},
                       {"momentum", attention.momentum},
-                      {"train_shift", attention.train_shift}};
+                      {"train_shift", std::string(train_shift_name(attention.train_shift))}};
     return j.dump(2);
 }
 
@@ -176,14 +185,16 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
         if (!it->is_object()) throw ConfigError("model spec key 'attention' must be an object");
         reject_unknown(*it, {"variant", "scale", "kappa", "lambda", "momentum", "train_shift"},
                        "attention.");
-        std::string variant(sim::info(s.attention.variant).name);
+        std::string variant(models::info(s.attention.variant).name);
         take(*it, "variant", variant, "attention.");
-        s.attention.variant = sim::parse_attention_variant(variant);
+        s.attention.variant = models::parse_attention_variant(variant);
         take(*it, "scale", s.attention.scale, "attention.");
         take(*it, "kappa", s.attention.kappa, "attention.");
         take(*it, "lambda", s.attention.lambda, "attention.");
         take(*it, "momentum", s.attention.momentum, "attention.");
-        take(*it, "train_shift", s.attention.train_shift, "attention.");
+        std::string shift(train_shift_name(s.attention.train_shift));
+        take(*it, "train_shift", shift, "attention.");
+        s.attention.train_shift = parse_train_shift(shift);
     }
     s.validate();
     return s;

@@ -134,7 +134,6 @@ void save_weights(const ModelWeights& weights, const std::filesystem::path& path
     w.attr("/", "format", std::string(kWeightsFormat));
     w.attr("/", "format_version", kWeightsFormatVersion);
     w.attr("/", "spec", weights.spec.to_json());
-    w.attr("/", "variant", std::string(sim::info(weights.spec.attention.variant).name));
     for (const auto& p : parameter_layout(weights.spec)) {
         const auto& t = weights.tensors.at(p.name);
         w.write<float>(p.name, t.data, t.shape);
@@ -184,7 +183,7 @@ ModelWeights load_weights(const std::filesystem::path& path) {
                                         "describes ({} blocks, dim {}, variant {}); the spec "
                                         "and the tensors disagree",
                                         name, w.spec.blocks, w.spec.dim,
-                                        sim::info(w.spec.attention.variant).name));
+                                        models::info(w.spec.attention.variant).name));
     for (const auto& p : layout) {
         if (!r.is_dataset(p.name))
             throw FileError(file, -1,

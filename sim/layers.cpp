@@ -48,15 +48,14 @@ void require(bool ok, const char* what, const std::string& rule) {
 std::size_t lif_step(const LifParams& p, float* v, const float* input, std::size_t n,
                      EventList& out) {
     const std::size_t before = out.size();
-    const float tau = p.tau, th = p.v_threshold, reset = p.v_reset;
     // One sweep: update, compare, compress-store the indices of the neurons that fire, reset.
     // The arithmetic is the scalar rule's, operation for operation (no FMA, same division).
     out.neuron.resize(before + n);
     std::uint32_t* idx = out.neuron.data() + before;
     std::size_t k = 0, i = 0;
 #if defined(__AVX512F__)
-    const __m512 vtau = _mm512_set1_ps(tau), vth = _mm512_set1_ps(th),
-                 vreset = _mm512_set1_ps(reset);
+    const __m512 vtau = _mm512_set1_ps(p.tau), vth = _mm512_set1_ps(p.v_threshold),
+                 vreset = _mm512_set1_ps(p.v_reset);
     const __m512i step = _mm512_set1_epi32(16);
     __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; i + 16 <= n; i += 16) {
@@ -72,11 +71,11 @@ std::size_t lif_step(const LifParams& p, float* v, const float* input, std::size
     }
 #endif
     for (; i < n; ++i) {
-        const float u = v[i] + (input[i] - (v[i] - reset)) / tau;
-        const bool fire = u >= th;
+        const float u = lif_charge(v[i], input[i], p);
+        const bool fire = fires(u, p);
         idx[k] = static_cast<std::uint32_t>(i);
         k += fire;
-        v[i] = fire ? reset : u;
+        v[i] = after_spike(u, fire, p);
     }
     out.neuron.resize(before + k);
     out.count.resize(before + k, 1);

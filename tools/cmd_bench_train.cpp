@@ -74,7 +74,7 @@ void run_bench(const BenchTrainOptions& opt) {
     const std::size_t threads =
         requested > 0 ? requested : static_cast<std::size_t>(tbb::info::default_concurrency());
     models::ModelSpec spec;
-    spec.attention.variant = sim::parse_attention_variant(opt.variant);
+    spec.attention.variant = models::parse_attention_variant(opt.variant);
     models::DenseSpikformer net(models::init_weights(spec, 1));
     const std::size_t plane = spec.in_channels * spec.in_height * spec.in_width;
     std::vector<float> x(opt.batch * plane);
@@ -135,7 +135,7 @@ const RegisterCommand reg("bench.train", [](CLI::App& app) {
     cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)")
         ->check(count_in(0, 4096));
     cmd->add_option("--variant", opt->variant,
-                    "Attention variant: " + sim::attention_variant_names());
+                    "Attention variant: " + models::attention_variant_names());
     cmd->add_option("--json", opt->json,
                     "Write the figures as one JSON line to FILE ('-' = stdout, the text then "
                     "goes to stderr) and skip the GEMM comparison");

@@ -50,7 +50,7 @@ void run_eval(const EvalOptions& opt) {
                                                    : nlohmann::json(nullptr));
     if (!opt.json.empty()) {
         nlohmann::json j{{"model", opt.model},
-                         {"variant", sim::info(weights.spec.attention.variant).name},
+                         {"variant", models::info(weights.spec.attention.variant).name},
                          {"data", data->describe()},
                          {"split", opt.data.split},
                          {"accuracy", r.accuracy},
@@ -63,8 +63,8 @@ void run_eval(const EvalOptions& opt) {
         if (opt.json == "-") return;
     }
     fmt::print("{} ({}) on {}: accuracy {:.2f}% on {} samples\n", opt.model,
-               sim::info(weights.spec.attention.variant).name, data->describe(), 100 * r.accuracy,
-               r.samples);
+               models::info(weights.spec.attention.variant).name, data->describe(),
+               100 * r.accuracy, r.samples);
     fmt::print("  per class:");
     for (std::size_t c = 0; c < r.per_class.size(); ++c)
         fmt::print("{} {}", c ? "," : "",

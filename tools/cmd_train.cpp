@@ -73,8 +73,10 @@ void run_train(TrainCli& cli) {
     if (given("--eval-batch")) cfg.eval_batch = f.eval_batch;
     if (given("--out")) cfg.out = cli.out;
     if (given("--checkpoint")) cfg.checkpoint = cli.checkpoint;
-    if (given("--variant")) cfg.model.attention.variant = sim::parse_attention_variant(cli.variant);
-    if (given("--train-shift")) cfg.model.attention.train_shift = cli.train_shift;
+    if (given("--variant"))
+        cfg.model.attention.variant = models::parse_attention_variant(cli.variant);
+    if (given("--train-shift"))
+        cfg.model.attention.train_shift = models::parse_train_shift(cli.train_shift);
     if (given("--blocks")) cfg.model.blocks = f.model.blocks;
     if (given("--dim")) cfg.model.dim = f.model.dim;
     if (given("--heads")) cfg.model.heads = f.model.heads;
@@ -151,7 +153,7 @@ void run_train(TrainCli& cli) {
         "training Spikformer-{}-{} ({} heads, T = {}, variant {}) on {}: {} epochs, batch "
         "{}, lr {}, wd {}, seed {}\n",
         cfg.model.blocks, cfg.model.dim, cfg.model.heads, cfg.model.time_steps,
-        sim::info(cfg.model.attention.variant).name, cfg.data, cfg.epochs, cfg.batch, cfg.lr,
+        models::info(cfg.model.attention.variant).name, cfg.data, cfg.epochs, cfg.batch, cfg.lr,
         cfg.weight_decay, cfg.seed);
     std::fflush(stdout);
     const auto summary =
@@ -244,7 +246,7 @@ const RegisterCommand reg("train", [](CLI::App& app) {
     cmd->add_option("--threads", cli->threads, "Worker threads (0 = all cores)")
         ->check(count_in(0, 4096));
     cmd->add_option("--variant", cli->variant,
-                    "Attention variant: " + sim::attention_variant_names());
+                    "Attention variant: " + models::attention_variant_names());
     cmd->add_option("--train-shift", cli->train_shift,
                     "Shift subtracted in training: batch or running")
         ->check(CLI::IsMember({"batch", "running"}));

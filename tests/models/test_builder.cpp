@@ -71,7 +71,7 @@ TEST_CASE("the builder sets Δ = λ·c_mean and V̄ only for the variants that u
     spec.heads = 2;
     spec.blocks = 1;
     spec.attention.lambda = 2.0;
-    for (const auto& vi : sim::kAttentionVariants) {
+    for (const auto& vi : m::kAttentionVariants) {
         spec.attention.variant = vi.variant;
         auto w = m::zero_weights(spec);
         w.at("blocks/0/attn/c_mean").data = {0.25f, 0.75f};

@@ -4,11 +4,11 @@
 #include <cmath>
 #include <random>
 
+#include "evformer/models/attention_variant.hpp"
 #include "evformer/models/network.hpp"
-#include "evformer/sim/attention_variant.hpp"
 
 namespace m = evformer::models;
-using evformer::sim::AttentionVariant;
+using evformer::models::AttentionVariant;
 
 namespace {
 
@@ -113,7 +113,7 @@ TEST_CASE("sps/lif0 charges, fires at v >= v_th and resets to zero (hand-worked 
 }
 
 TEST_CASE("each attention variant computes s*C*V or s*B(C,delta)*V (minus V-bar) by hand") {
-    for (const auto& vi : evformer::sim::kAttentionVariants) {
+    for (const auto& vi : evformer::models::kAttentionVariants) {
         CAPTURE(vi.name);
         auto spec = small_spec(vi.variant);
         auto w = m::init_weights(spec, 7);

@@ -3,9 +3,9 @@
 #include <filesystem>
 
 #include "evformer/io/idx.hpp"
+#include "evformer/models/attention_variant.hpp"
 #include "evformer/models/builder.hpp"
 #include "evformer/models/network.hpp"
-#include "evformer/sim/attention_variant.hpp"
 
 namespace m = evformer::models;
 namespace sim = evformer::sim;
@@ -86,14 +86,14 @@ Agreement compare(const m::ModelWeights& weights, const Images& images) {
 
 TEST_CASE("engine and dense evaluation forward give the same spikes on random weights") {
     const auto images = test_images(12);
-    for (auto variant : {sim::AttentionVariant::ssa_bin, sim::AttentionVariant::ssa,
-                         sim::AttentionVariant::bin_mean}) {
+    for (auto variant :
+         {m::AttentionVariant::ssa_bin, m::AttentionVariant::ssa, m::AttentionVariant::bin_mean}) {
         m::ModelSpec spec;
         spec.attention.variant = variant;
         const auto a = compare(m::random_weights(spec, 21), images);
-        CAPTURE(sim::info(variant).name);
-        MESSAGE(sim::info(variant).name << ": spike agreement " << a.rate() << ", same prediction "
-                                        << a.same_prediction << "/" << a.samples);
+        CAPTURE(m::info(variant).name);
+        MESSAGE(m::info(variant).name << ": spike agreement " << a.rate() << ", same prediction "
+                                      << a.same_prediction << "/" << a.samples);
         CHECK(a.rate() >= 0.999);
         CHECK(double(a.same_prediction) >= 0.99 * double(a.samples));
     }

@@ -8,11 +8,11 @@
 
 #include "evformer/error.hpp"
 #include "evformer/io/samples.hpp"
+#include "evformer/models/attention_variant.hpp"
 #include "evformer/models/builder.hpp"
 #include "evformer/models/builder_run.hpp"
 #include "evformer/models/network.hpp"
 #include "evformer/models/trainer.hpp"
-#include "evformer/sim/attention_variant.hpp"
 #include "support.hpp"
 
 namespace m = evformer::models;
@@ -93,15 +93,15 @@ Agreement compare(const m::ModelWeights& weights, const io::SampleSource& sample
 TEST_CASE("engine on event lists and dense forward on frames agree on random weights") {
     const auto spec0 = event_spec(8);
     const auto samples = recordings(spec0, 10);
-    for (auto variant : {sim::AttentionVariant::ssa_bin, sim::AttentionVariant::ssa,
-                         sim::AttentionVariant::bin_shift}) {
+    for (auto variant :
+         {m::AttentionVariant::ssa_bin, m::AttentionVariant::ssa, m::AttentionVariant::bin_shift}) {
         auto spec = spec0;
         spec.attention.variant = variant;
         const auto a = compare(m::random_weights(spec, 5), *samples);
-        CAPTURE(sim::info(variant).name);
-        MESSAGE(sim::info(variant).name << ": worst population agreement " << a.worst()
-                                        << ", same prediction " << a.same_prediction << "/"
-                                        << a.samples);
+        CAPTURE(m::info(variant).name);
+        MESSAGE(m::info(variant).name << ": worst population agreement " << a.worst()
+                                      << ", same prediction " << a.same_prediction << "/"
+                                      << a.samples);
         CHECK(a.per_population.size() == 5 + 7 * spec.blocks);
         CHECK(a.worst() >= 0.999);
         CHECK(a.same_prediction == a.samples);

@@ -3,14 +3,14 @@
 #include <cmath>
 #include <random>
 
+#include "evformer/models/attention_variant.hpp"
 #include "evformer/models/network.hpp"
-#include "evformer/sim/attention_variant.hpp"
 
 namespace m = evformer::models;
 
 namespace {
 
-m::ModelSpec tiny_spec(evformer::sim::AttentionVariant variant, bool pooling = false) {
+m::ModelSpec tiny_spec(evformer::models::AttentionVariant variant, bool pooling = false) {
     m::ModelSpec spec;
     spec.dim = 16;
     spec.heads = 2;
@@ -31,7 +31,7 @@ m::ModelSpec tiny_spec(evformer::sim::AttentionVariant variant, bool pooling = f
 
 // Checks every trainable tensor at a few entries against central finite differences of the
 // training loss in smooth mode; with `events`, the input is T frames of two-channel counts.
-void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = false,
+void check_gradients(evformer::models::AttentionVariant variant, bool pooling = false,
                      bool events = false) {
     auto spec = tiny_spec(variant, pooling);
     if (events) spec.in_channels = 2;
@@ -99,30 +99,30 @@ void check_gradients(evformer::sim::AttentionVariant variant, bool pooling = fal
 }  // namespace
 
 TEST_CASE("smooth-mode backward matches finite differences for ssa") {
-    check_gradients(evformer::sim::AttentionVariant::ssa);
+    check_gradients(evformer::models::AttentionVariant::ssa);
 }
 
 TEST_CASE("smooth-mode backward matches finite differences for ssa-bin (batch shift, Δ)") {
-    check_gradients(evformer::sim::AttentionVariant::ssa_bin);
+    check_gradients(evformer::models::AttentionVariant::ssa_bin);
 }
 
 TEST_CASE("smooth-mode backward matches finite differences for bin") {
-    check_gradients(evformer::sim::AttentionVariant::bin);
+    check_gradients(evformer::models::AttentionVariant::bin);
 }
 
 TEST_CASE("smooth-mode backward matches finite differences through both max-pools") {
-    check_gradients(evformer::sim::AttentionVariant::ssa_bin, true);
+    check_gradients(evformer::models::AttentionVariant::ssa_bin, true);
 }
 
 TEST_CASE("smooth-mode backward matches finite differences for bin-shift (shift, no Δ)") {
-    check_gradients(evformer::sim::AttentionVariant::bin_shift);
+    check_gradients(evformer::models::AttentionVariant::bin_shift);
 }
 
 TEST_CASE("smooth-mode backward matches finite differences for bin-mean (Δ, no shift)") {
-    check_gradients(evformer::sim::AttentionVariant::bin_mean);
+    check_gradients(evformer::models::AttentionVariant::bin_mean);
 }
 
 TEST_CASE("smooth-mode backward matches finite differences on event frames") {
     // two input channels and T distinct frames: the event-frame input layout
-    check_gradients(evformer::sim::AttentionVariant::ssa_bin, false, true);
+    check_gradients(evformer::models::AttentionVariant::ssa_bin, false, true);
 }

@@ -5,7 +5,7 @@
 
 using evformer::ConfigError;
 using evformer::models::ModelSpec;
-namespace sim = evformer::sim;
+namespace models = evformer::models;
 
 TEST_CASE("the default spec is Spikformer-2-64 on 28x28 with 49 tokens") {
     ModelSpec s;
@@ -17,7 +17,7 @@ TEST_CASE("the default spec is Spikformer-2-64 on 28x28 with 49 tokens") {
     CHECK(s.stage_height(2) == 14);
     CHECK(s.stage_height(3) == 7);
     CHECK(s.head_dim() == 16);
-    CHECK(s.attention.variant == sim::AttentionVariant::ssa_bin);
+    CHECK(s.attention.variant == models::AttentionVariant::ssa_bin);
 }
 
 TEST_CASE("a CIFAR10-DVS spec pools after all four stages to 8x8") {
@@ -60,7 +60,7 @@ TEST_CASE("invalid specs are rejected with the broken rule") {
 TEST_CASE("the spec round-trips through JSON and rejects unknown keys and variants") {
     ModelSpec s;
     s.blocks = 3;
-    s.attention.variant = sim::AttentionVariant::bin_shift;
+    s.attention.variant = models::AttentionVariant::bin_shift;
     s.attention.lambda = 2.5;
     s.pool_after = {true, false, true, false};
     CHECK(ModelSpec::from_json(s.to_json()) == s);
@@ -74,15 +74,26 @@ TEST_CASE("the spec round-trips through JSON and rejects unknown keys and varian
 }
 
 TEST_CASE("every attention variant name parses back to itself") {
-    for (const auto& v : sim::kAttentionVariants) {
-        CHECK(sim::parse_attention_variant(v.name) == v.variant);
-        CHECK(sim::info(v.variant).name == v.name);
+    for (const auto& v : models::kAttentionVariants) {
+        CHECK(models::parse_attention_variant(v.name) == v.variant);
+        CHECK(models::info(v.variant).name == v.name);
     }
-    CHECK(sim::info(sim::AttentionVariant::ssa_bin).shift);
-    CHECK(sim::info(sim::AttentionVariant::ssa_bin).adaptive_threshold);
-    CHECK_FALSE(sim::info(sim::AttentionVariant::ssa).binary);
-    CHECK(sim::info(sim::AttentionVariant::bin_shift).shift);
-    CHECK_FALSE(sim::info(sim::AttentionVariant::bin_shift).adaptive_threshold);
-    CHECK(sim::info(sim::AttentionVariant::bin_mean).adaptive_threshold);
-    CHECK_FALSE(sim::info(sim::AttentionVariant::bin_mean).shift);
+    CHECK(models::info(models::AttentionVariant::ssa_bin).shift);
+    CHECK(models::info(models::AttentionVariant::ssa_bin).adaptive_threshold);
+    CHECK_FALSE(models::info(models::AttentionVariant::ssa).binary);
+    CHECK(models::info(models::AttentionVariant::bin_shift).shift);
+    CHECK_FALSE(models::info(models::AttentionVariant::bin_shift).adaptive_threshold);
+    CHECK(models::info(models::AttentionVariant::bin_mean).adaptive_threshold);
+    CHECK_FALSE(models::info(models::AttentionVariant::bin_mean).shift);
+}
+
+TEST_CASE("train_shift is an enum stored by name, and a wrong name is refused with the choices") {
+    ModelSpec s;
+    s.attention.train_shift = models::TrainShift::running;
+    const auto text = s.to_json();
+    CHECK(text.find("\"train_shift\": \"running\"") != std::string::npos);
+    CHECK(ModelSpec::from_json(text) == s);
+    CHECK_THROWS_WITH_AS(ModelSpec::from_json(R"({"attention": {"train_shift": "both"}})"),
+                         "attention.train_shift must be 'batch' or 'running', not 'both'",
+                         ConfigError);
 }

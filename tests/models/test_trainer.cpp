@@ -151,7 +151,7 @@ TEST_CASE("the training config round-trips through JSON and rejects unknown keys
     m::TrainConfig c;
     c.epochs = 7;
     c.lr = 3e-3;
-    c.model.attention.variant = evformer::sim::AttentionVariant::bin_mean;
+    c.model.attention.variant = evformer::models::AttentionVariant::bin_mean;
     const auto back = m::TrainConfig::from_json(c.to_json());
     CHECK(back.epochs == 7);
     CHECK(back.lr == 3e-3);

@@ -4,9 +4,10 @@
 #include <vector>
 
 #include "evformer/sim/attention.hpp"
-#include "evformer/sim/attention_variant.hpp"
+#include "sim/attention_flags.hpp"
 
 namespace sim = evformer::sim;
+namespace testing = evformer::testing;
 
 namespace {
 
@@ -24,8 +25,7 @@ const sim::EventList kQ = spikes({{0, 0}, {0, 1}, {1, 0}, {2, 2}});
 const sim::EventList kK = spikes({{0, 0}, {1, 0}, {1, 1}, {2, 3}});
 const sim::EventList kV = spikes({{0, 0}, {0, 2}, {1, 1}, {2, 0}});
 
-sim::SpikingAttention make(sim::AttentionVariant variant, float delta) {
-    const auto& info = sim::info(variant);
+sim::SpikingAttention make(const testing::VariantFlags& info, float delta) {
     sim::SpikingAttention a;
     a.tokens = N;
     a.dim = D;
@@ -56,7 +56,7 @@ float at(const Outcome& o, std::size_t token, std::size_t channel) {
 }  // namespace
 
 TEST_CASE("ssa: C counts coincident q/k spikes and s·C·V propagates v through C ≠ 0") {
-    const auto o = run(make(sim::AttentionVariant::ssa, 0), kQ, kK, kV);
+    const auto o = run(make(testing::variant_flags(0), 0), kQ, kK, kV);
     CHECK(o.counts.sops_qk == 5);  // Σ C: 1 + 2 + 1 + 1
     CHECK(o.counts.nonzero == 4);
     CHECK(o.counts.sops_av == 4);  // v(0,0) meets rows 0, 1 of column 0; v(1,1) rows 0, 1
@@ -69,7 +69,7 @@ TEST_CASE("ssa: C counts coincident q/k spikes and s·C·V propagates v through 
 }
 
 TEST_CASE("bin: B(C, 0) keeps every coincidence as a 1") {
-    const auto o = run(make(sim::AttentionVariant::bin, 0), kQ, kK, kV);
+    const auto o = run(make(testing::variant_flags(1), 0), kQ, kK, kV);
     CHECK(o.counts.sops_qk == 5);
     CHECK(o.counts.nonzero == 4);
     CHECK(o.counts.sops_av == 4);
@@ -78,14 +78,14 @@ TEST_CASE("bin: B(C, 0) keeps every coincidence as a 1") {
 }
 
 TEST_CASE("bin-shift subtracts V̄ from every output, which is a bias and costs no SOP") {
-    const auto o = run(make(sim::AttentionVariant::bin_shift, 0), kQ, kK, kV);
+    const auto o = run(make(testing::variant_flags(2), 0), kQ, kK, kV);
     CHECK(o.counts.sops_av == 4);
     CHECK(at(o, 0, 1) == 0.125f - 0.5f);
     CHECK(at(o, 2, 3) == -1.0f);
 }
 
 TEST_CASE("bin-mean keeps only entries above Δ, and v spikes go only through those") {
-    const auto o = run(make(sim::AttentionVariant::bin_mean, 1.5f), kQ, kK, kV);
+    const auto o = run(make(testing::variant_flags(3), 1.5f), kQ, kK, kV);
     CHECK(o.counts.sops_qk == 5);  // C is still computed in full
     CHECK(o.counts.nonzero == 1);  // only C[0][1] = 2 > 1.5
     CHECK(o.counts.sops_av == 1);  // v(1, 1) → row 0
@@ -94,7 +94,7 @@ TEST_CASE("bin-mean keeps only entries above Δ, and v spikes go only through th
 }
 
 TEST_CASE("ssa-bin thresholds at Δ and subtracts V̄") {
-    const auto o = run(make(sim::AttentionVariant::ssa_bin, 1.5f), kQ, kK, kV);
+    const auto o = run(make(testing::variant_flags(4), 1.5f), kQ, kK, kV);
     CHECK(o.counts.nonzero == 1);
     CHECK(o.counts.sops_av == 1);
     CHECK(at(o, 0, 1) == 0.125f - 0.5f);
@@ -104,7 +104,7 @@ TEST_CASE("ssa-bin thresholds at Δ and subtracts V̄") {
 TEST_CASE("every variant agrees with a dense reference on random spikes, counts included") {
     std::mt19937 rng(3);
     const std::size_t n = 7, d = 8, h = 2, hd = d / h;
-    for (const auto& vinfo : sim::kAttentionVariants) {
+    for (const auto& vinfo : testing::kVariantFlags) {
         for (int trial = 0; trial < 5; ++trial) {
             sim::SpikingAttention a;
             a.tokens = n;

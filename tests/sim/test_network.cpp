@@ -5,10 +5,11 @@
 #include <vector>
 
 #include "evformer/error.hpp"
-#include "evformer/sim/attention_variant.hpp"
 #include "evformer/sim/network.hpp"
+#include "sim/attention_flags.hpp"
 
 namespace sim = evformer::sim;
+namespace testing = evformer::testing;
 
 namespace {
 
@@ -37,7 +38,7 @@ sim::TokenLinear linear(std::mt19937& rng, std::size_t tokens, std::size_t in, s
 
 // A tiny Spikformer: 1×8×8 input, stem channels 2, 4, 8, 8, pooled after stages 2 and 3 (→ 2×2
 // = 4 tokens), D = 8, 2 heads, 2 blocks.
-sim::Network tiny_network(sim::AttentionVariant variant, unsigned seed) {
+sim::Network tiny_network(const testing::VariantFlags& info, unsigned seed) {
     std::mt19937 rng(seed);
     sim::Network net;
     net.attn_lif.v_threshold = 0.5f;
@@ -49,7 +50,6 @@ sim::Network tiny_network(sim::AttentionVariant variant, unsigned seed) {
     }
     net.rpe = conv(rng, kDim, kDim, side);
     const std::size_t n = side * side;
-    const auto& info = sim::info(variant);
     for (int l = 0; l < 2; ++l) {
         sim::AttentionBlock b;
         b.q = linear(rng, n, kDim, kDim);
@@ -219,8 +219,8 @@ DenseRun dense_forward(const sim::Network& net, const std::vector<float>& image)
 }  // namespace
 
 TEST_CASE("the event-driven network gives the dense reference's spikes in every population") {
-    for (const auto& vi : sim::kAttentionVariants) {
-        const auto net = tiny_network(vi.variant, 11);
+    for (const auto& vi : testing::kVariantFlags) {
+        const auto net = tiny_network(vi, 11);
         sim::Simulator simulator(net);
         sim::SpikeRecorder recorder(net);
         std::size_t agree = 0, total = 0, same_prediction = 0, active = 0;
@@ -258,7 +258,7 @@ TEST_CASE("the event-driven network gives the dense reference's spikes in every 
 }
 
 TEST_CASE("totals are the sums of their parts; a linear layer's SOPs equal fr × T × FLOPs") {
-    const auto net = tiny_network(sim::AttentionVariant::ssa_bin, 5);
+    const auto net = tiny_network(testing::variant_flags(4), 5);
     sim::Simulator simulator(net);
     const auto r = simulator.run_image(random_image(1));
     const auto infos = net.layers();
@@ -291,7 +291,7 @@ TEST_CASE("totals are the sums of their parts; a linear layer's SOPs equal fr ×
 }
 
 TEST_CASE("event input drives the first conv event by event, in SOPs") {
-    const auto net = tiny_network(sim::AttentionVariant::bin, 2);
+    const auto net = tiny_network(testing::variant_flags(1), 2);
     sim::Simulator simulator(net);
     // A binary image as events of count 1 at every step behaves like the image itself.
     std::vector<float> image(kSide * kSide, 0.f);
@@ -312,7 +312,7 @@ TEST_CASE("event input drives the first conv event by event, in SOPs") {
 }
 
 TEST_CASE("recording spikes changes nothing and unknown layers are refused") {
-    const auto net = tiny_network(sim::AttentionVariant::ssa, 4);
+    const auto net = tiny_network(testing::variant_flags(0), 4);
     sim::Simulator simulator(net);
     sim::SpikeRecorder recorder(net, {"sps/lif1", "blocks/1/attn/attn_lif"});
     const auto plain = simulator.run_image(random_image(3));
@@ -328,7 +328,7 @@ TEST_CASE("recording spikes changes nothing and unknown layers are refused") {
 }
 
 TEST_CASE("a network whose sizes do not chain is refused") {
-    auto net = tiny_network(sim::AttentionVariant::ssa, 4);
+    auto net = tiny_network(testing::variant_flags(0), 4);
     net.blocks[0].fc2.out_features = 4;
     CHECK_THROWS_AS(net.validate(), evformer::ConfigError);
 }

@@ -19,7 +19,7 @@ bool have_fmnist() {
     return std::filesystem::exists(std::string(EVFORMER_FMNIST_DIR) + "/t10k-images-idx3-ubyte.gz");
 }
 
-std::string random_model(const ScratchDir& dir, evformer::sim::AttentionVariant variant,
+std::string random_model(const ScratchDir& dir, evformer::models::AttentionVariant variant,
                          const std::string& name) {
     m::ModelSpec spec;
     spec.attention.variant = variant;
@@ -74,7 +74,7 @@ TEST_CASE("run reports accuracy, per-layer counts, attention rates and totals as
         return;
     }
     ScratchDir dir;
-    const auto model = random_model(dir, evformer::sim::AttentionVariant::ssa_bin, "w.h5");
+    const auto model = random_model(dir, evformer::models::AttentionVariant::ssa_bin, "w.h5");
     const auto raster = (dir / "r.h5").string();
     auto r = run_evformer("run " + model + " --limit 12 --threads 2 --json - --raster " + raster +
                           " --raster-samples 3 --raster-layers sps/lif0,blocks/1/attn/attn_lif");
@@ -111,8 +111,8 @@ TEST_CASE("run reports accuracy, per-layer counts, attention rates and totals as
 TEST_CASE("profile prints two models side by side and writes rasters") {
     if (!have_fmnist()) return;
     ScratchDir dir;
-    const auto a = random_model(dir, evformer::sim::AttentionVariant::ssa_bin, "a.h5");
-    const auto b = random_model(dir, evformer::sim::AttentionVariant::ssa, "b.h5");
+    const auto a = random_model(dir, evformer::models::AttentionVariant::ssa_bin, "a.h5");
+    const auto b = random_model(dir, evformer::models::AttentionVariant::ssa, "b.h5");
     const auto raster = (dir / "out" / "raster.h5").string();
     auto r = run_evformer("profile " + a + " " + b + " --limit 6 --raster " + raster);
     REQUIRE(r.exit_code == 0);

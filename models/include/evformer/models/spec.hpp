@@ -6,8 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
-#include "evformer/sim/attention_variant.hpp"
+#include "evformer/models/attention_variant.hpp"
 
 namespace evformer::models {
 
@@ -22,15 +23,24 @@ struct LifSpec {
     bool operator==(const LifSpec&) const = default;
 };
 
+/// Which mean the shifted variants subtract in training (DESIGN.md "Attention variants"):
+/// the batch mean of s·B·V, or the running V̄ used in evaluation.
+enum class TrainShift { batch, running };
+
+/// "batch" or "running".
+std::string_view train_shift_name(TrainShift s);
+/// The TrainShift with this name; throws ConfigError naming the valid ones otherwise.
+TrainShift parse_train_shift(std::string_view name);
+
 /// How the binary attention is set up (DESIGN.md "Attention variants").
 struct AttentionSpec {
-    sim::AttentionVariant variant = sim::AttentionVariant::ssa_bin;
+    AttentionVariant variant = AttentionVariant::ssa_bin;
     double scale = 0.125;    ///< s
     double kappa = 1.0;      ///< κ, the value of a binary attention entry
     double lambda = 1.0;     ///< Δ = λ · running mean of C
     double momentum = 0.99;  ///< μ of the running Δ and V̄
     /// In training, subtract the batch mean of s·B·V ("batch") or the running V̄ ("running").
-    std::string train_shift = "batch";
+    TrainShift train_shift = TrainShift::batch;
 
     bool operator==(const AttentionSpec&) const = default;
 };

@@ -13,15 +13,9 @@
 #include <vector>
 
 #include "evformer/sim/events.hpp"
+#include "evformer/sim/neuron_rules.hpp"
 
 namespace evformer::sim {
-
-/// LIF constants: v ← v + (x − v)/τ; spike when v ≥ v_th; hard reset to v_reset.
-struct LifParams {
-    float tau = 2.0f;
-    float v_threshold = 1.0f;
-    float v_reset = 0.0f;
-};
 
 /// Advances `n` LIF neurons one step with input currents `input`, appending a count-1 event for
 /// each neuron that fires. Returns the number of spikes.

@@ -1,8 +1,8 @@
-#include "evformer/sim/attention_variant.hpp"
+#include "evformer/models/attention_variant.hpp"
 
 #include "evformer/error.hpp"
 
-namespace evformer::sim {
+namespace evformer::models {
 
 const AttentionVariantInfo& info(AttentionVariant v) {
     for (const auto& i : kAttentionVariants)
@@ -26,4 +26,4 @@ std::string attention_variant_names() {
     return out;
 }
 
-}  // namespace evformer::sim
+}  // namespace evformer::models

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace evformer::sim {
+namespace evformer::models {
 
 /// Which attention a Spikformer block computes (DESIGN.md, "Attention variants").
 enum class AttentionVariant { ssa, bin, bin_shift, bin_mean, ssa_bin };
@@ -39,4 +39,4 @@ AttentionVariant parse_attention_variant(std::string_view name);
 /// "ssa, bin, bin-shift, bin-mean, ssa-bin" — for messages and --help.
 std::string attention_variant_names();
 
-}  // namespace evformer::sim
+}  // namespace evformer::models
