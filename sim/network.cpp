@@ -214,7 +214,12 @@ SampleResult Simulator::run_image(std::span<const float> image, SpikeRecorder* r
     if (image.size() != net_->input_neurons())
         throw ConfigError("image has " + std::to_string(image.size()) + " values, the network " +
                           "expects " + std::to_string(net_->input_neurons()));
-    return run(image.data(), {}, recorder);
+    begin();
+    const auto& conv = net_->stem[0].conv;
+    conv.init(image_current_.data());
+    const std::uint64_t image_macs = conv.propagate_dense(image.data(), image_current_.data());
+    for (std::size_t t = 0; t < net_->time_steps; ++t) step(nullptr, image_macs, recorder);
+    return finish();
 }
 
 SampleResult Simulator::run_events(std::span<const EventList> frames, SpikeRecorder* recorder) {
@@ -222,132 +227,157 @@ SampleResult Simulator::run_events(std::span<const EventList> frames, SpikeRecor
         throw ConfigError("event input has " + std::to_string(frames.size()) +
                           " frames, the network runs " + std::to_string(net_->time_steps) +
                           " time steps");
-    const auto limit = net_->input_neurons();
-    for (const auto& f : frames)
-        for (auto n : f.neuron)
-            if (n >= limit)
-                throw ConfigError("input event of neuron " + std::to_string(n) +
-                                  " is outside the " + std::to_string(limit) + " input neurons");
-    return run(nullptr, frames, recorder);
+    for (const auto& f : frames) check_input(f);
+    begin();
+    for (const auto& f : frames) step(&f, 0, recorder);
+    return finish();
 }
 
-SampleResult Simulator::run(const float* image, std::span<const EventList> frames,
-                            SpikeRecorder* recorder) {
-    const auto start = std::chrono::steady_clock::now();
-    const Network& net = *net_;
-    const std::size_t steps = net.time_steps, layers = v_.size();
-    SampleResult r;
-    r.time_steps = steps;
-    r.counts.assign(layers * steps, {});
-    r.attention.assign(net.blocks.size() * steps, {});
-    for (auto& v : v_) std::fill(v.begin(), v.end(), 0.f);
+void Simulator::check_input(const EventList& input) const {
+    const auto limit = net_->input_neurons();
+    for (auto n : input.neuron)
+        if (n >= limit)
+            throw ConfigError("input event of neuron " + std::to_string(n) + " is outside the " +
+                              std::to_string(limit) + " input neurons");
+}
+
+void Simulator::begin(bool keep_state) {
+    start_ = std::chrono::steady_clock::now();
+    steps_ = 0;
+    step_counts_.clear();
+    step_attention_.clear();
+    if (!keep_state)
+        for (auto& v : v_) std::fill(v.begin(), v.end(), 0.f);
     std::fill(head_sum_.begin(), head_sum_.end(), 0.0);
+}
+
+void Simulator::step_events(const EventList& input, SpikeRecorder* recorder) {
+    check_input(input);
+    step(&input, 0, recorder);
+}
+
+void Simulator::step(const EventList* input_events, std::uint64_t image_macs,
+                     SpikeRecorder* recorder) {
+    const Network& net = *net_;
+    const std::size_t layers = v_.size(), t = steps_++;
+    step_counts_.resize(step_counts_.size() + layers);
+    step_attention_.resize(step_attention_.size() + net.blocks.size());
+    StepCounts* counts = step_counts_.data() + t * layers;
+    AttentionStepCounts* attention = step_attention_.data() + t * net.blocks.size();
     float* acc = acc_.data();
+    auto count = [&](std::size_t layer) -> StepCounts& { return counts[layer]; };
+    // Runs the LIF of `layer` on acc_ and records its spikes.
+    auto fire = [&](std::size_t layer, const LifParams& p, std::size_t n) -> EventList& {
+        auto& ev = events_[layer];
+        ev.clear();
+        lif_step(p, v_[layer].data(), acc, n, ev);
+        auto& c = count(layer);
+        c.membrane_updates += n;
+        c.spikes += ev.size();
+        if (recorder && recorder->wants(layer)) recorder->record(layer, t, ev);
+        return ev;
+    };
 
-    std::uint64_t image_macs = 0;
-    if (image) {
-        const auto& conv = net.stem[0].conv;
-        conv.init(image_current_.data());
-        image_macs = conv.propagate_dense(image, image_current_.data());
+    // SPS stem.
+    const EventList* input = nullptr;
+    for (std::size_t i = 0; i < 4; ++i) {
+        const auto& conv = net.stem[i].conv;
+        auto& c = count(i);
+        if (i == 0 && !input_events) {
+            std::copy(image_current_.begin(), image_current_.end(), acc);
+            c.macs += image_macs;
+        } else {
+            const EventList& in = i == 0 ? *input_events : *input;
+            conv.init(acc);
+            c.sops += conv.propagate(in, acc);
+            c.input_events += in.total();
+        }
+        const EventList& spikes = fire(i, net.lif, conv.outputs());
+        input = &spikes;
+        if (net.stem[i].pool_after) {
+            pools_[i].apply(spikes, pooled_[i], pool_seen_);
+            input = &pooled_[i];
+        }
     }
+    // After stage 3 `input` is the feature map x_feat.
+    const EventList& feat = *input;
+    net.rpe.init(acc);
+    count(4).sops += net.rpe.propagate(feat, acc);
+    count(4).input_events += feat.total();
+    const EventList& rpe_spikes = fire(4, net.lif, net.rpe.outputs());
+    stream_.clear();
+    stream_.add(feat);
+    stream_.add(rpe_spikes);
+    EventList& x = stream_events_;
+    stream_.to_events_by_token(x, net.dim());
 
-    for (std::size_t t = 0; t < steps; ++t) {
-        auto count = [&](std::size_t layer) -> StepCounts& { return r.counts[layer * steps + t]; };
-        // Runs the LIF of `layer` on acc_ and records its spikes.
-        auto fire = [&](std::size_t layer, const LifParams& p, std::size_t n) -> EventList& {
+    for (std::size_t l = 0; l < net.blocks.size(); ++l) {
+        const auto& b = net.blocks[l];
+        const std::size_t base = 5 + 7 * l;
+        auto linear = [&](const TokenLinear& lin, std::size_t layer, const EventList& in,
+                          const LifParams& p) -> EventList& {
             auto& ev = events_[layer];
             ev.clear();
-            lif_step(p, v_[layer].data(), acc, n, ev);
             auto& c = count(layer);
-            c.membrane_updates += n;
+            c.sops += lin.propagate_lif(in, p, v_[layer].data(), ev, acc);
+            c.input_events += in.total();
+            c.membrane_updates += lin.outputs();
             c.spikes += ev.size();
             if (recorder && recorder->wants(layer)) recorder->record(layer, t, ev);
             return ev;
         };
-
-        // SPS stem.
-        const EventList* input = nullptr;
-        for (std::size_t i = 0; i < 4; ++i) {
-            const auto& conv = net.stem[i].conv;
-            auto& c = count(i);
-            if (i == 0 && image) {
-                std::copy(image_current_.begin(), image_current_.end(), acc);
-                c.macs += image_macs;
-            } else {
-                const EventList& in = i == 0 ? frames[t] : *input;
-                conv.init(acc);
-                c.sops += conv.propagate(in, acc);
-                c.input_events += in.total();
-            }
-            const EventList& spikes = fire(i, net.lif, conv.outputs());
-            input = &spikes;
-            if (net.stem[i].pool_after) {
-                pools_[i].apply(spikes, pooled_[i], pool_seen_);
-                input = &pooled_[i];
-            }
-        }
-        // After stage 3 `input` is the feature map x_feat.
-        const EventList& feat = *input;
-        net.rpe.init(acc);
-        count(4).sops += net.rpe.propagate(feat, acc);
-        count(4).input_events += feat.total();
-        const EventList& rpe_spikes = fire(4, net.lif, net.rpe.outputs());
-        stream_.clear();
-        stream_.add(feat);
-        stream_.add(rpe_spikes);
-        EventList& x = stream_events_;
+        const EventList& q = linear(b.q, base + 0, x, net.lif);
+        const EventList& k = linear(b.k, base + 1, x, net.lif);
+        const EventList& v = linear(b.v, base + 2, x, net.lif);
+        const auto ac = attend(b.attention, q, k, v, acc, attention_scratch_[l]);
+        auto& ca = count(base + 3);
+        ca.sops += ac.sops_qk + ac.sops_av;
+        ca.input_events += q.size() + v.size();
+        attention[l] = {ac.sops_qk, ac.sops_av, ac.nonzero};
+        const EventList& attn = fire(base + 3, net.attn_lif, b.attention.tokens * net.dim());
+        const EventList& proj = linear(b.proj, base + 4, attn, net.lif);
+        stream_.add(proj);
         stream_.to_events_by_token(x, net.dim());
-
-        for (std::size_t l = 0; l < net.blocks.size(); ++l) {
-            const auto& b = net.blocks[l];
-            const std::size_t base = 5 + 7 * l;
-            auto linear = [&](const TokenLinear& lin, std::size_t layer, const EventList& in,
-                              const LifParams& p) -> EventList& {
-                auto& ev = events_[layer];
-                ev.clear();
-                auto& c = count(layer);
-                c.sops += lin.propagate_lif(in, p, v_[layer].data(), ev, acc);
-                c.input_events += in.total();
-                c.membrane_updates += lin.outputs();
-                c.spikes += ev.size();
-                if (recorder && recorder->wants(layer)) recorder->record(layer, t, ev);
-                return ev;
-            };
-            const EventList& q = linear(b.q, base + 0, x, net.lif);
-            const EventList& k = linear(b.k, base + 1, x, net.lif);
-            const EventList& v = linear(b.v, base + 2, x, net.lif);
-            const auto ac = attend(b.attention, q, k, v, acc, attention_scratch_[l]);
-            auto& ca = count(base + 3);
-            ca.sops += ac.sops_qk + ac.sops_av;
-            ca.input_events += q.size() + v.size();
-            r.attention[l * steps + t] = {ac.sops_qk, ac.sops_av, ac.nonzero};
-            const EventList& attn = fire(base + 3, net.attn_lif, b.attention.tokens * net.dim());
-            const EventList& proj = linear(b.proj, base + 4, attn, net.lif);
-            stream_.add(proj);
-            stream_.to_events_by_token(x, net.dim());
-            const EventList& h1 = linear(b.fc1, base + 5, x, net.lif);
-            const EventList& h2 = linear(b.fc2, base + 6, h1, net.lif);
-            stream_.add(h2);
-            stream_.to_events_by_token(x, net.dim());
-        }
-        // Token and time mean: integer sums per channel, not SOPs.
-        const std::size_t d = net.dim();
-        for (std::size_t e = 0; e < x.size(); ++e) head_sum_[x.neuron[e] % d] += x.count[e];
+        const EventList& h1 = linear(b.fc1, base + 5, x, net.lif);
+        const EventList& h2 = linear(b.fc2, base + 6, h1, net.lif);
+        stream_.add(h2);
+        stream_.to_events_by_token(x, net.dim());
     }
+    // Token and time mean: integer sums per channel, not SOPs.
+    const std::size_t d = net.dim();
+    for (std::size_t e = 0; e < x.size(); ++e) head_sum_[x.neuron[e] % d] += x.count[e];
+}
+
+SampleResult Simulator::finish() {
+    const Network& net = *net_;
+    const std::size_t steps = steps_, layers = v_.size(), blocks = net.blocks.size();
+    SampleResult r;
+    r.time_steps = steps;
+    // [step][layer] as run → [layer][step] as reported.
+    r.counts.resize(layers * steps);
+    for (std::size_t t = 0; t < steps; ++t)
+        for (std::size_t l = 0; l < layers; ++l)
+            r.counts[l * steps + t] = step_counts_[t * layers + l];
+    r.attention.resize(blocks * steps);
+    for (std::size_t t = 0; t < steps; ++t)
+        for (std::size_t b = 0; b < blocks; ++b)
+            r.attention[b * steps + t] = step_attention_[t * blocks + b];
 
     const auto& head = net.head;
-    const double norm = 1.0 / double(steps * net.tokens());
-    r.logits.assign(head.classes, 0.f);
-    for (std::size_t k = 0; k < head.classes; ++k) {
-        float s = head.bias[k];
-        for (std::size_t c = 0; c < head.in_features; ++c)
-            s += head.weight[k * head.in_features + c] * float(head_sum_[c] * norm);
-        r.logits[k] = s;
+    r.logits.assign(head.bias.begin(), head.bias.end());
+    if (steps > 0) {
+        const double norm = 1.0 / double(steps * net.tokens());
+        for (std::size_t k = 0; k < head.classes; ++k) {
+            float s = head.bias[k];
+            for (std::size_t c = 0; c < head.in_features; ++c)
+                s += head.weight[k * head.in_features + c] * float(head_sum_[c] * norm);
+            r.logits[k] = s;
+        }
+        r.counts[(layers - 1) * steps + steps - 1].macs += head.classes * head.in_features;
     }
-    r.counts[(layers - 1) * steps + steps - 1].macs += head.classes * head.in_features;
     r.prediction = static_cast<std::size_t>(std::max_element(r.logits.begin(), r.logits.end()) -
                                             r.logits.begin());
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     return r;
 }
 

@@ -332,3 +332,82 @@ TEST_CASE("a network whose sizes do not chain is refused") {
     net.blocks[0].fc2.out_features = 4;
     CHECK_THROWS_AS(net.validate(), evformer::ConfigError);
 }
+
+namespace {
+
+// Random event input for the tiny network: about a third of the pixels, counts 1..3.
+std::vector<sim::EventList> random_event_frames(std::size_t steps, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> count(1, 3);
+    std::vector<sim::EventList> frames(steps);
+    for (auto& f : frames)
+        for (std::uint32_t p = 0; p < kSide * kSide; ++p)
+            if (rng() % 3 == 0) f.push(p, static_cast<std::uint16_t>(count(rng)));
+    return frames;
+}
+
+}  // namespace
+
+TEST_CASE("begin, step_events and finish give run_events' results bit for bit") {
+    for (int variant = 0; variant < 5; ++variant) {
+        const auto net = tiny_network(testing::variant_flags(variant), 11);
+        sim::Simulator simulator(net);
+        const auto frames = random_event_frames(net.time_steps, 5);
+        sim::SpikeRecorder rec_a(net), rec_b(net);
+        const auto whole = simulator.run_events(frames, &rec_a);
+        simulator.begin();
+        for (const auto& f : frames) simulator.step_events(f, &rec_b);
+        const auto stepped = simulator.finish();
+        CHECK(stepped.time_steps == net.time_steps);
+        CHECK(stepped.counts == whole.counts);
+        CHECK(stepped.logits == whole.logits);
+        CHECK(stepped.prediction == whole.prediction);
+        for (std::size_t i = 0; i < rec_a.rasters().size(); ++i) {
+            CHECK(rec_a.rasters()[i].idx == rec_b.rasters()[i].idx);
+            CHECK(rec_a.rasters()[i].time == rec_b.rasters()[i].time);
+        }
+        // A second sample starts from rest: the same input gives the same result again.
+        CHECK(simulator.run_events(frames).counts == whole.counts);
+    }
+}
+
+TEST_CASE("windows of any length; keep_state continues the membranes, begin() resets them") {
+    const auto net = tiny_network(testing::variant_flags(4), 12);
+    sim::Simulator simulator(net);
+    const auto frames = random_event_frames(2 * net.time_steps, 6);
+    const std::size_t layers = net.layers().size(), half = net.time_steps;
+    // One long window of 2T steps.
+    simulator.begin();
+    for (const auto& f : frames) simulator.step_events(f);
+    const auto longer = simulator.finish();
+    CHECK(longer.time_steps == 2 * half);
+    // The same steps as two windows with the state kept: the second window's counts are the
+    // long window's last T steps.
+    simulator.begin();
+    for (std::size_t t = 0; t < half; ++t) simulator.step_events(frames[t]);
+    const auto first = simulator.finish();
+    simulator.begin(true);
+    for (std::size_t t = half; t < 2 * half; ++t) simulator.step_events(frames[t]);
+    const auto second = simulator.finish();
+    for (std::size_t l = 0; l + 1 < layers; ++l)
+        for (std::size_t t = 0; t < half; ++t) {
+            CHECK(first.at(l, t) == longer.at(l, t));
+            CHECK(second.at(l, t) == longer.at(l, half + t));
+        }
+    // Reset between windows: the second half alone, from rest, as run_events would see it.
+    const std::vector<sim::EventList> tail(frames.begin() + long(half), frames.end());
+    const auto fresh = simulator.run_events(tail);
+    simulator.begin();
+    for (const auto& f : tail) simulator.step_events(f);
+    CHECK(simulator.finish().counts == fresh.counts);
+    // No step: the head's bias alone, no counts.
+    simulator.begin();
+    const auto empty = simulator.finish();
+    CHECK(empty.time_steps == 0);
+    CHECK(empty.counts.empty());
+    CHECK(empty.logits == net.head.bias);
+    // An input neuron outside the network is refused before anything runs.
+    sim::EventList bad;
+    bad.push(static_cast<std::uint32_t>(net.input_neurons()));
+    CHECK_THROWS_AS(simulator.step_events(bad), evformer::ConfigError);
+}

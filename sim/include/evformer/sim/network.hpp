@@ -5,6 +5,7 @@
 // operation per layer and per time step.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -166,9 +167,23 @@ class Simulator {
     /// pixel and polarity in the bin); the first conv is event-driven and counted in SOPs.
     SampleResult run_events(std::span<const EventList> frames, SpikeRecorder* recorder = nullptr);
 
+    /// Starts a sample or window: zeroes the counters and the head's token/time sums; also the
+    /// membranes (all state) unless `keep_state`, which continues from where the last step left
+    /// them (live streams with `--continuous`).
+    void begin(bool keep_state = false);
+    /// Runs one time step of event input (neurons (y·W + x)·C_in + p, counts ≥ 1); an event of a
+    /// neuron outside the input is a ConfigError. Steps since begin() are numbered from 0.
+    void step_events(const EventList& input, SpikeRecorder* recorder = nullptr);
+    /// Ends the sample or window: logits and prediction of the head over the steps run since
+    /// begin() (token and time mean over those steps; the bias alone when none ran), counts
+    /// [layer][step] for those steps (the head's MACs on the last one), wall time since begin().
+    SampleResult finish();
+
   private:
-    SampleResult run(const float* image, std::span<const EventList> frames,
-                     SpikeRecorder* recorder);
+    void check_input(const EventList& input) const;
+    // One step: event input, or (input_events null) the static image whose first-conv output is
+    // in image_current_ and costs `image_macs`.
+    void step(const EventList* input_events, std::uint64_t image_macs, SpikeRecorder* recorder);
 
     const Network* net_;
     std::vector<std::vector<float>> v_;  ///< membrane per layer (empty for the head)
@@ -182,6 +197,10 @@ class Simulator {
     ResidualStream stream_;
     std::vector<AttentionScratch> attention_scratch_;
     std::vector<double> head_sum_;
+    std::size_t steps_ = 0;                            ///< steps since begin()
+    std::vector<StepCounts> step_counts_;              ///< [step][layer] since begin()
+    std::vector<AttentionStepCounts> step_attention_;  ///< [step][block] since begin()
+    std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace evformer::sim
