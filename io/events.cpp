@@ -500,8 +500,9 @@ std::vector<Event> read_event_file(const std::filesystem::path& path,
 
 const std::vector<EventWriterFormat>& event_writer_formats() {
     static const std::vector<EventWriterFormat> formats = {
-        detail::hdf5_writer_format(), detail::nmnist_writer_format(), detail::evt2_writer_format(),
-        detail::text_writer_format(), detail::csv_writer_format(),
+        detail::hdf5_writer_format(), detail::nmnist_writer_format(),
+        detail::evt2_writer_format(), detail::text_writer_format(),
+        detail::csv_writer_format(),  detail::aedat4_writer_format(),
     };
     return formats;
 }
@@ -521,7 +522,7 @@ std::unique_ptr<EventWriter> create_event_writer(const std::filesystem::path& pa
     if (format.empty())
         throw ConfigError(fmt::format(
             "{}: cannot choose an output format from the extension '{}' (use .h5, .bin, "
-            ".raw, .txt or .csv, or name one of: {})",
+            ".raw, .txt, .csv or .aedat4, or name one of: {})",
             path.string(), ext, names));
     throw ConfigError(
         fmt::format("unknown output event format '{}' (writable: {})", format, names));

@@ -2,8 +2,6 @@
 // addresses, 3.1 polarity packets and 4.0 event streams (LZ4 / zstd compressed flatbuffers,
 // parsed by hand with every offset checked against the bytes present).
 #include <fmt/format.h>
-#include <lz4frame.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +10,7 @@
 
 #include "events_internal.hpp"
 #include "evformer/error.hpp"
+#include "evformer/io/aedat4.hpp"
 
 namespace evformer::io::detail {
 namespace {
@@ -348,108 +347,6 @@ class Aedat3Reader final : public StreamReader {
 // ---------------------------------------------------------------------------------------------
 // AEDAT 4.0
 
-// A flatbuffer table inside `buf` whose offsets are all checked before use.
-class FbTable {
-  public:
-    // The table at absolute position `pos`; nullopt-like invalid when offsets leave the buffer.
-    FbTable(std::span<const std::uint8_t> buf, std::size_t pos) : buf_(buf), pos_(pos) {
-        if (pos_ > buf_.size() || buf_.size() - pos_ < 4) return;
-        const auto soff = static_cast<std::int32_t>(load_le32(buf_.data() + pos_));
-        const std::int64_t vt = static_cast<std::int64_t>(pos_) - soff;
-        if (vt < 0 || static_cast<std::size_t>(vt) + 4 > buf_.size()) return;
-        vt_ = static_cast<std::size_t>(vt);
-        vt_size_ = load_le16(buf_.data() + vt_);
-        if (vt_size_ < 4 || vt_ + vt_size_ > buf_.size()) return;
-        ok_ = true;
-    }
-    // The table a root offset at `at` points to.
-    static FbTable root(std::span<const std::uint8_t> buf, std::size_t at) {
-        if (at + 4 > buf.size()) return FbTable(buf, buf.size());
-        return FbTable(buf, at + load_le32(buf.data() + at));
-    }
-    bool ok() const { return ok_; }
-    // Absolute position of field `i` with `bytes` bytes, or 0 when absent or out of bounds.
-    std::size_t field(std::size_t i, std::size_t bytes) const {
-        if (!ok_ || 4 + 2 * i + 2 > vt_size_) return 0;
-        const std::size_t off = load_le16(buf_.data() + vt_ + 4 + 2 * i);
-        if (off == 0 || pos_ + off + bytes > buf_.size()) return 0;
-        return pos_ + off;
-    }
-    std::int64_t int_field(std::size_t i, std::size_t bytes, std::int64_t fallback) const {
-        const auto at = field(i, bytes);
-        if (at == 0) return fallback;
-        if (bytes == 8) return static_cast<std::int64_t>(load_le64(buf_.data() + at));
-        return static_cast<std::int32_t>(load_le32(buf_.data() + at));
-    }
-    // Start and element count of a vector (or string) field; {0, 0} when absent or bad.
-    std::pair<std::size_t, std::size_t> vector(std::size_t i, std::size_t element) const {
-        const auto at = field(i, 4);
-        if (at == 0) return {0, 0};
-        const std::size_t v = at + load_le32(buf_.data() + at);
-        if (v + 4 > buf_.size() || v + 4 < v) return {0, 0};
-        const std::size_t len = load_le32(buf_.data() + v);
-        if (len > (buf_.size() - v - 4) / element) return {0, 0};
-        return {v + 4, len};
-    }
-
-  private:
-    std::span<const std::uint8_t> buf_;
-    std::size_t pos_;
-    std::size_t vt_ = 0;
-    std::size_t vt_size_ = 0;
-    bool ok_ = false;
-};
-
-// One output stream described in the IOHeader's XML info node.
-struct Aedat4Stream {
-    std::string type;
-    Geometry geometry;
-    std::string output, module, source;  // originalOutputName, originalModuleName, info/source
-};
-
-std::string xml_attr(const std::string& xml, std::size_t from, std::size_t to,
-                     const std::string& key) {
-    const auto k = xml.find("key=\"" + key + "\"", from);
-    if (k == std::string::npos || k >= to) return {};
-    const auto gt = xml.find('>', k);
-    const auto lt = xml.find('<', gt);
-    if (gt == std::string::npos || lt == std::string::npos || lt > to) return {};
-    return xml.substr(gt + 1, lt - gt - 1);
-}
-
-// Stream id → type and size from nodes named by path ".../outInfo/<id>/".
-std::map<std::int32_t, Aedat4Stream> parse_streams(const std::string& xml) {
-    std::map<std::int32_t, Aedat4Stream> streams;
-    std::vector<std::pair<std::int32_t, std::size_t>> starts;
-    const std::string marker = "outInfo/";
-    std::size_t pos = 0;
-    while ((pos = xml.find(marker, pos)) != std::string::npos) {
-        pos += marker.size();
-        std::int32_t id = 0;
-        const auto r = std::from_chars(xml.data() + pos, xml.data() + xml.size(), id);
-        if (r.ec == std::errc() && r.ptr < xml.data() + xml.size() && *r.ptr == '/' &&
-            r.ptr + 1 < xml.data() + xml.size() && r.ptr[1] == '"')
-            starts.emplace_back(id, pos);
-    }
-    for (std::size_t i = 0; i < starts.size(); ++i) {
-        const auto from = starts[i].second;
-        const auto to = i + 1 < starts.size() ? starts[i + 1].second : xml.size();
-        Aedat4Stream s;
-        s.type = xml_attr(xml, from, to, "typeIdentifier");
-        std::uint32_t w = 0, h = 0;
-        const auto sx = xml_attr(xml, from, to, "sizeX");
-        const auto sy = xml_attr(xml, from, to, "sizeY");
-        std::from_chars(sx.data(), sx.data() + sx.size(), w);
-        std::from_chars(sy.data(), sy.data() + sy.size(), h);
-        s.geometry = {w, h};
-        s.output = xml_attr(xml, from, to, "originalOutputName");
-        s.module = xml_attr(xml, from, to, "originalModuleName");
-        s.source = xml_attr(xml, from, to, "source");
-        streams[starts[i].first] = s;
-    }
-    return streams;
-}
-
 class Aedat4Reader final : public StreamReader {
   public:
     static constexpr std::size_t max_packet = std::size_t{256} << 20;
@@ -467,28 +364,14 @@ class Aedat4Reader final : public StreamReader {
         src_->consume(4);
         const auto header_at = src_->offset();
         if (!src_->ensure(len)) throw_truncated(*src_, "AEDAT 4.0 IOHeader");
-        const auto hb = src_->window().first(len);
-        const auto table = FbTable::root(hb, 0);
-        if (!table.ok())
-            throw FileError(source_, header_at, "corrupt IOHeader flatbuffer (bad offsets)");
-        compression_ = table.int_field(0, 4, 0);
-        data_table_ = table.int_field(1, 8, -1);
-        const auto [text, text_len] = table.vector(2, 1);
-        const std::string xml(reinterpret_cast<const char*>(hb.data()) + text, text_len);
+        const auto header = parse_aedat4_header(src_->window().first(len), source_, header_at);
         src_->consume(len);
-        if (compression_ < 0 || compression_ > 4)
-            throw FileError(
-                source_, header_at,
-                fmt::format("unknown AEDAT 4.0 compression {} (expected 0..4)", compression_));
-        streams_ = parse_streams(xml);
+        data_table_ = header.data_table_position;
+        decoder_ = std::make_unique<Aedat4PacketDecoder>(header.compression, max_packet);
+        streams_ = header.streams;
         chosen_ = choose_stream(opt.aedat4_stream);
         geometry_ = opt.geometry;
         if (!geometry_.known() && chosen_ >= 0) geometry_ = streams_.at(chosen_).geometry;
-    }
-
-    ~Aedat4Reader() override {
-        if (lz4_) LZ4F_freeDecompressionContext(lz4_);
-        if (zstd_) ZSTD_freeDStream(zstd_);
     }
 
     std::size_t read(EventChunk& chunk) override {
@@ -537,24 +420,20 @@ class Aedat4Reader final : public StreamReader {
     }
 
     std::size_t copy_events(std::size_t k, Event* out) {
-        const std::uint8_t* p = plain_.data() + elements_ + 16 * next_;
         std::size_t n = 0;
-        for (std::size_t i = 0; i < k; ++i) {
-            const auto t = static_cast<std::int64_t>(load_le64(p + 16 * i));
-            const auto x = static_cast<std::int16_t>(load_le16(p + 16 * i + 8));
-            const auto y = static_cast<std::int16_t>(load_le16(p + 16 * i + 10));
-            const std::uint8_t on = p[16 * i + 12];
-            if (t < last_) violation(Violation::time_backwards, packet_at_);
-            last_ = t;
-            if (on > 1) violation(Violation::bad_polarity, packet_at_);
-            if (x < 0 || y < 0 ||
-                (geometry_.known() &&
-                 (std::uint32_t(x) >= geometry_.width || std::uint32_t(y) >= geometry_.height))) {
+        for (std::size_t i = next_; i < next_ + k; ++i) {
+            const auto e = (*decoder_)[i];
+            if (e.t < last_) violation(Violation::time_backwards, packet_at_);
+            last_ = e.t;
+            if (e.on > 1) violation(Violation::bad_polarity, packet_at_);
+            if (e.x < 0 || e.y < 0 ||
+                (geometry_.known() && (std::uint32_t(e.x) >= geometry_.width ||
+                                       std::uint32_t(e.y) >= geometry_.height))) {
                 violation(Violation::coordinate_out_of_range, packet_at_);
                 continue;
             }
-            out[n++] = Event{t, static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y),
-                             static_cast<std::uint8_t>(on != 0)};
+            out[n++] = Event{e.t, static_cast<std::uint16_t>(e.x), static_cast<std::uint16_t>(e.y),
+                             static_cast<std::uint8_t>(e.on != 0)};
         }
         next_ += k;
         return n;
@@ -593,102 +472,25 @@ class Aedat4Reader final : public StreamReader {
             if (!src_->ensure(static_cast<std::size_t>(size)))
                 throw_truncated(*src_, "AEDAT 4.0 packet body");
             const auto body = src_->window().first(static_cast<std::size_t>(size));
-            const bool ok = decompress(body);
+            const bool ok = decoder_->decode(body);
             src_->consume(body.size());
-            if (!ok || !parse_packet()) {
+            if (!ok) {
                 violation(Violation::invalid_packet, packet_at_);
                 continue;
             }
+            count_ = decoder_->size();
             if (count_ > 0) return true;
         }
     }
 
-    bool decompress(std::span<const std::uint8_t> body) {
-        plain_.clear();
-        if (compression_ == 0) {
-            plain_.assign(body.begin(), body.end());
-            return true;
-        }
-        if (compression_ <= 2) return lz4(body);
-        return zstd(body);
-    }
-
-    bool grow() {
-        if (plain_.size() >= max_packet) return false;
-        plain_.resize(std::max<std::size_t>(plain_.size() * 2, 1 << 16));
-        return true;
-    }
-
-    bool lz4(std::span<const std::uint8_t> body) {
-        if (!lz4_ && LZ4F_isError(LZ4F_createDecompressionContext(&lz4_, LZ4F_VERSION)))
-            throw Error("lz4: cannot create a decompression context");
-        LZ4F_resetDecompressionContext(lz4_);
-        std::size_t in = 0, produced = 0;
-        plain_.resize(std::max<std::size_t>(plain_.capacity(), 1 << 16));
-        while (true) {
-            std::size_t src_size = body.size() - in;
-            std::size_t dst_size = plain_.size() - produced;
-            const auto rc = LZ4F_decompress(lz4_, plain_.data() + produced, &dst_size,
-                                            body.data() + in, &src_size, nullptr);
-            if (LZ4F_isError(rc)) return false;
-            in += src_size;
-            produced += dst_size;
-            if (rc == 0) break;
-            if (in == body.size() && dst_size == 0) return false;  // frame cut short
-            if (produced == plain_.size() && !grow()) return false;
-        }
-        plain_.resize(produced);
-        return true;
-    }
-
-    bool zstd(std::span<const std::uint8_t> body) {
-        if (!zstd_) zstd_ = ZSTD_createDStream();
-        if (!zstd_) throw Error("zstd: cannot create a decompression stream");
-        ZSTD_DCtx_reset(zstd_, ZSTD_reset_session_only);
-        plain_.resize(std::max<std::size_t>(plain_.capacity(), 1 << 16));
-        ZSTD_inBuffer in{body.data(), body.size(), 0};
-        std::size_t produced = 0;
-        while (true) {
-            ZSTD_outBuffer o{plain_.data() + produced, plain_.size() - produced, 0};
-            const auto rc = ZSTD_decompressStream(zstd_, &o, &in);
-            if (ZSTD_isError(rc)) return false;
-            produced += o.pos;
-            if (rc == 0) break;
-            if (in.pos == in.size && o.pos < o.size) return false;  // frame cut short
-            if (produced == plain_.size() && !grow()) return false;
-        }
-        plain_.resize(produced);
-        return true;
-    }
-
-    // The decompressed body: u32 size prefix, then the EventPacket root with field 0 the vector
-    // of 16-byte events.
-    bool parse_packet() {
-        if (plain_.size() < 8) return false;
-        const std::size_t size = load_le32(plain_.data());
-        if (size > plain_.size() - 4) return false;
-        const std::span<const std::uint8_t> fb(plain_.data() + 4, size);
-        const auto table = FbTable::root(fb, 0);
-        if (!table.ok()) return false;
-        const auto [start, count] = table.vector(0, 16);
-        elements_ = start + 4;
-        count_ = count;
-        next_ = 0;
-        return count == 0 || start != 0;
-    }
-
-    std::int64_t compression_ = 0;
     std::int64_t data_table_ = -1;
-    std::map<std::int32_t, Aedat4Stream> streams_;
+    std::map<std::int32_t, Aedat4StreamInfo> streams_;
     std::int32_t chosen_ = -1;
-    std::vector<std::uint8_t> plain_;
-    std::size_t elements_ = 0;
+    std::unique_ptr<Aedat4PacketDecoder> decoder_;
     std::size_t count_ = 0;
     std::size_t next_ = 0;
     std::int64_t packet_at_ = 0;
     std::int64_t last_ = std::numeric_limits<std::int64_t>::min();
-    LZ4F_dctx* lz4_ = nullptr;
-    ZSTD_DStream* zstd_ = nullptr;
 };
 
 int probe_magic(std::span<const std::uint8_t> head, std::string_view magic) {

@@ -17,9 +17,24 @@ std::vector<std::uint16_t> FrameTensor::to_u16() const {
     return out;
 }
 
+const char* split_by_name(SplitBy s) noexcept {
+    switch (s) {
+        case SplitBy::number:
+            return "number";
+        case SplitBy::time:
+            return "time";
+        case SplitBy::duration:
+            return "duration";
+    }
+    return "number";
+}
+
 FrameOptions resolve_frame_options(const FrameOptions& options) {
     FrameOptions o = options;
     if (o.frames == 0) throw ConfigError("frames: T must be at least 1");
+    if (o.split_by == SplitBy::duration && o.dt_us < 1)
+        throw ConfigError(fmt::format(
+            "frames: split by duration needs a bin length dt of at least 1 us (got {})", o.dt_us));
     if (!o.sensor.known())
         throw ConfigError(
             "frames: the sensor size is unknown (the file does not state it; give --sensor WxH)");
@@ -41,19 +56,23 @@ FrameOptions resolve_frame_options(const FrameOptions& options) {
 
 FrameBinner::FrameBinner(const FrameOptions& options, std::uint64_t kept_events,
                          std::int64_t t_first, std::int64_t t_last)
-    : o_(resolve_frame_options(options)), kept_(kept_events), t_first_(t_first) {
+    : o_(resolve_frame_options(options)), map_(o_), kept_(kept_events), t_first_(t_first) {
     tensor_.frames = o_.frames;
     tensor_.height = o_.out_height;
     tensor_.width = o_.out_width;
     tensor_.duration_us = std::max<std::int64_t>(t_last - t_first, 0);
     tensor_.data.assign(o_.frames * 2 * o_.out_height * o_.out_width, 0.f);
     per_frame_ = kept_ / o_.frames;
-    dt_ = std::max<std::int64_t>(t_last - t_first, 0) / static_cast<std::int64_t>(o_.frames);
+    dt_ = o_.split_by == SplitBy::duration
+              ? o_.dt_us
+              : std::max<std::int64_t>(t_last - t_first, 0) / static_cast<std::int64_t>(o_.frames);
+    if (o_.split_by == SplitBy::duration)
+        tensor_.duration_us =
+            std::min(tensor_.duration_us, dt_ * static_cast<std::int64_t>(o_.frames) - 1);
 }
 
 bool FrameBinner::keeps(const Event& e) const noexcept {
-    return e.x >= o_.crop_x && e.x - o_.crop_x < o_.crop_width && e.y >= o_.crop_y &&
-           e.y - o_.crop_y < o_.crop_height;
+    return map_.keeps(e.x, e.y);
 }
 
 void FrameBinner::add(std::span<const Event> events) {
@@ -64,13 +83,17 @@ void FrameBinner::add(std::span<const Event> events) {
         std::uint64_t f = last;
         if (o_.split_by == SplitBy::number) {
             if (per_frame_ > 0) f = std::min(index_ / per_frame_, last);
+        } else if (o_.split_by == SplitBy::duration) {
+            const auto rel = std::max<std::int64_t>(e.t - t_first_, 0);
+            f = static_cast<std::uint64_t>(rel / dt_);
+            if (f > last) continue;  // after the T bins: not used
         } else if (dt_ > 0) {
             const auto rel = std::max<std::int64_t>(e.t - t_first_, 0);
             f = std::min(static_cast<std::uint64_t>(rel / dt_), last);
         }
         ++index_;
-        const std::size_t x = std::size_t{e.x - o_.crop_x} * o_.out_width / o_.crop_width;
-        const std::size_t y = std::size_t{e.y - o_.crop_y} * o_.out_height / o_.crop_height;
+        const std::size_t x = map_.out_x(e.x);
+        const std::size_t y = map_.out_y(e.y);
         tensor_.data[(f * 2 + (e.p ? 1 : 0)) * plane + y * tensor_.width + x] += 1.f;
     }
 }
@@ -132,7 +155,7 @@ void write_frames(const std::filesystem::path& path, const FrameTensor& frames,
     w.attr("/", "format", std::string("evformer-frames"));
     w.attr("/", "format_version", std::int64_t{1});
     w.attr("/", "layout", std::string(FrameTensor::axes));
-    w.attr("/", "split_by", std::string(options.split_by == SplitBy::number ? "number" : "time"));
+    w.attr("/", "split_by", std::string(split_by_name(options.split_by)));
     w.attr("/", "sensor_width", std::int64_t{options.sensor.width});
     w.attr("/", "sensor_height", std::int64_t{options.sensor.height});
     w.attr("/", "crop",

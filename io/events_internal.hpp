@@ -263,5 +263,6 @@ EventWriterFormat nmnist_writer_format();
 EventWriterFormat evt2_writer_format();
 EventWriterFormat text_writer_format();
 EventWriterFormat csv_writer_format();
+EventWriterFormat aedat4_writer_format();
 
 }  // namespace evformer::io::detail

@@ -201,7 +201,9 @@ std::unique_ptr<SampleSource> open_samples(const SampleOptions& options) {
     auto description = fmt::format(
         "{} ({}, {}): {} recordings binned into {}x2x{}x{} (split by {}), {} classes", dir.string(),
         ds.kind, split_name, samples.size(), frames.frames, frames.out_height, frames.out_width,
-        frames.split_by == SplitBy::number ? "number" : "time", ds.classes.size());
+        frames.split_by == SplitBy::duration ? fmt::format("duration, dt {} us", frames.dt_us)
+                                             : std::string(split_by_name(frames.split_by)),
+        ds.classes.size());
     return event_samples(std::move(binned), std::move(labels), ds.classes.size(),
                          std::move(description), ds.has_split);
 }

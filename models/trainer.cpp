@@ -366,7 +366,7 @@ void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_
 
 io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
                                  const std::string& split, const std::string& split_by,
-                                 std::size_t limit) {
+                                 std::size_t limit, std::int64_t dt_us) {
     io::SampleOptions o;
     o.data = data;
     o.split = split;
@@ -382,8 +382,12 @@ io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
         o.frames.split_by = io::SplitBy::number;
     else if (split_by == "time")
         o.frames.split_by = io::SplitBy::time;
+    else if (split_by == "duration")
+        o.frames.split_by = io::SplitBy::duration;
     else
-        throw ConfigError(fmt::format("split-by '{}': expected 'number' or 'time'", split_by));
+        throw ConfigError(
+            fmt::format("split-by '{}': expected 'number', 'time' or 'duration'", split_by));
+    o.frames.dt_us = dt_us;
     return o;
 }
 

@@ -259,13 +259,17 @@ const RegisterCommand reg("events", [](CLI::App& app) {
 
     auto conv_opt = std::make_shared<ConvertOptions>();
     auto* conv = events->add_subcommand(
-        "convert", "Convert a recording of any readable format to HDF5, N-MNIST .bin or EVT 2.0");
+        "convert",
+        "Convert a recording of any readable format to HDF5, N-MNIST .bin, EVT 2.0, text, CSV or "
+        "AEDAT 4.0");
     conv->add_option("input", conv_opt->input, "Recording to read")->required();
     conv->add_option("output", conv_opt->output,
-                     "File to write (format from the extension: .h5/.hdf5, .bin/.bs2, .raw)")
+                     "File to write (format from the extension: .h5/.hdf5, .bin/.bs2, .raw, "
+                     ".txt, .csv, .aedat4)")
         ->required();
-    conv->add_option("--to", conv_opt->to, "Output format: hdf5, nmnist, evt2, text or csv")
-        ->check(CLI::IsMember({"hdf5", "nmnist", "evt2", "text", "csv"}));
+    conv->add_option("--to", conv_opt->to,
+                     "Output format: hdf5, nmnist, evt2, text, csv or aedat4 (LZ4 packets)")
+        ->check(CLI::IsMember({"hdf5", "nmnist", "evt2", "text", "csv", "aedat4"}));
     add_reader_flags(conv, conv_opt->reader);
     conv->callback([conv_opt] { run_convert(*conv_opt); });
 

@@ -2,6 +2,7 @@
 
 #include "cli_checks.hpp"
 
+#include "evformer/error.hpp"
 #include "evformer/models/trainer.hpp"
 
 namespace evformer::tools {
@@ -14,10 +15,13 @@ void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_he
                     "fashion-mnist for image models");
     cmd->add_option("--split", o.split, "train or test (default test)")
         ->check(CLI::IsMember({"train", "test"}));
+    cmd->add_option("--dt", o.dt_us, "Event data, --split-by duration: bin length in us (>= 1)")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     cmd->add_option("--split-by", o.split_by,
                     "Event data: cut each recording into T frames of equal event count (number, "
-                    "default) or equal duration (time)")
-        ->check(CLI::IsMember({"number", "time"}));
+                    "default), equal duration (time), or T bins of --dt us from its first event "
+                    "(duration; later events unused: the bins of `evformer stream serve`)")
+        ->check(CLI::IsMember({"number", "time", "duration"}));
     cmd->add_option("--limit", o.limit, limit_help);
 }
 
@@ -27,8 +31,12 @@ std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
 }
 
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
+    if (o.split_by == "duration" && o.dt_us < 1)
+        throw ConfigError("--split-by duration needs the bin length: --dt US");
+    if (o.split_by != "duration" && o.dt_us != 0)
+        throw ConfigError("--dt is the bin length of --split-by duration; give both or neither");
     return io::open_samples(
-        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit));
+        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit, o.dt_us));
 }
 
 sim::EnergyModel EnergyOptions::model() const {

@@ -26,10 +26,11 @@ struct DataOptions {
     std::string data;
     std::string split = "test";
     std::string split_by = "number";
+    std::int64_t dt_us = 0;  ///< bin length of --split-by duration, µs
     std::size_t limit = 0;
 };
 
-/// Declares --data, --split, --split-by and --limit on `cmd`; `limit_help` describes the
+/// Declares --data, --split, --split-by, --dt and --limit on `cmd`; `limit_help` describes the
 /// default of --limit.
 void add_data_options(CLI::App* cmd, DataOptions& options, const std::string& limit_help);
 

@@ -212,6 +212,9 @@ struct WriterOptions {
     int gzip_level = 4;
     /// HDF5 chunk length in events.
     std::size_t chunk_events = std::size_t{1} << 16;
+    /// AEDAT 4.0 packet compression as the IOHeader numbers it (0 none, 1 LZ4 — DV's default,
+    /// 2 LZ4_HIGH, 3 ZSTD, 4 ZSTD_HIGH).
+    int aedat4_compression = 1;
 };
 
 /// Writes events to one file; the file appears under its name only after finish().
@@ -229,7 +232,7 @@ class EventWriter {
 
 /// A writable format: name, file extensions it is chosen for, and a factory.
 struct EventWriterFormat {
-    /// Name used by --to ("hdf5", "nmnist", "evt2").
+    /// Name used by --to ("hdf5", "nmnist", "evt2", "aedat4", …).
     std::string name;
     /// Extensions (with dot, lower case) that select this format when --to is not given.
     std::vector<std::string> extensions;

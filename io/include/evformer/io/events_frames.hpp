@@ -18,7 +18,13 @@ namespace evformer::io {
 enum class SplitBy {
     number,  ///< equal event counts N/T (integer), the last frame takes the remainder
     time,  ///< equal durations (t_last − t_first)/T (integer µs), the last frame runs to the end
+    /// fixed bins of FrameOptions::dt_us from the first event, as live streams bin: frame i holds
+    /// [t_first + i·dt, t_first + (i + 1)·dt); events at or after t_first + T·dt are not used
+    duration,
 };
+
+/// Name of a split rule as options and files spell it ("number", "time", "duration").
+const char* split_by_name(SplitBy s) noexcept;
 
 /// What binning produces: sensor region, output size and number of frames.
 struct FrameOptions {
@@ -26,6 +32,8 @@ struct FrameOptions {
     std::size_t frames = 16;
     /// Split rule.
     SplitBy split_by = SplitBy::number;
+    /// Bin length in µs of SplitBy::duration (≥ 1 there; unused by the other rules).
+    std::int64_t dt_us = 0;
     /// Sensor size of the input events (required).
     Geometry sensor;
     /// Crop window in sensor pixels; a zero width/height means the whole sensor.
@@ -54,8 +62,38 @@ struct FrameTensor {
     std::vector<std::uint16_t> to_u16() const;
 };
 
+/// Where an event of the sensor lands in frames of resolved options: the crop test and the
+/// down-sampling map shared by FrameBinner and live streams (x of the crop → x·out_w/crop_w).
+class PixelMap {
+  public:
+    /// The map of `options`, which must have been through resolve_frame_options.
+    explicit PixelMap(const FrameOptions& options)
+        : cx_(options.crop_x),
+          cy_(options.crop_y),
+          cw_(options.crop_width),
+          ch_(options.crop_height),
+          ow_(options.out_width),
+          oh_(options.out_height) {}
+    /// True when pixel (x, y) lies inside the crop window.
+    bool keeps(std::uint32_t x, std::uint32_t y) const noexcept {
+        return x >= cx_ && x - cx_ < cw_ && y >= cy_ && y - cy_ < ch_;
+    }
+    /// Output column of a kept pixel's x.
+    std::uint32_t out_x(std::uint32_t x) const noexcept {
+        return static_cast<std::uint32_t>(std::uint64_t{x - cx_} * ow_ / cw_);
+    }
+    /// Output row of a kept pixel's y.
+    std::uint32_t out_y(std::uint32_t y) const noexcept {
+        return static_cast<std::uint32_t>(std::uint64_t{y - cy_} * oh_ / ch_);
+    }
+
+  private:
+    std::uint32_t cx_, cy_, cw_, ch_, ow_, oh_;
+};
+
 /// Checks options against the rules (T ≥ 1, crop inside the sensor, output no larger than the
-/// crop) and fills in defaulted sizes; throws ConfigError naming the broken rule.
+/// crop, dt ≥ 1 µs for SplitBy::duration) and fills in defaulted sizes; throws ConfigError naming
+/// the broken rule.
 FrameOptions resolve_frame_options(const FrameOptions& options);
 
 /// Accumulates events streamed in order into frames; needs the number of events that pass the
@@ -76,6 +114,7 @@ class FrameBinner {
 
   private:
     FrameOptions o_;
+    PixelMap map_;
     FrameTensor tensor_;
     std::uint64_t kept_ = 0;
     std::uint64_t index_ = 0;

@@ -75,10 +75,11 @@ void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_
                      float* out);
 
 /// How a dataset is opened for a model: T frames, the crop window and the output size from the
-/// spec (event data), the split rule from `split_by` ("number" or "time"; ConfigError otherwise).
+/// spec (event data), the split rule from `split_by` ("number", "time", or "duration" with bins of
+/// `dt_us` µs as live streams cut them; ConfigError otherwise).
 io::SampleOptions sample_options(const ModelSpec& spec, const std::string& data,
                                  const std::string& split, const std::string& split_by = "number",
-                                 std::size_t limit = 0);
+                                 std::size_t limit = 0, std::int64_t dt_us = 0);
 
 /// Checks that `samples` fit the model (channels, height, width, T of event frames, classes);
 /// throws ConfigError naming `what`, the model's shape and the data's.

@@ -1,0 +1,117 @@
+// Live events → time steps of the engine → windows of results. Events come in arrival order; bins
+// of a fixed `dt` (µs) from the stream's first accepted event drive the steps; every `window`
+// steps the network's result is emitted. Per step the engine receives the bin's events as
+// `evformer run` feeds a recording binned the same way (`--split-by duration --dt`): per
+// pixel and polarity one event whose count is the number of events (saturating at 65535), in the
+// channel-major order c·H·W + y·W + x of the frames, as neuron (y·W + x)·2 + c.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "evformer/io/events.hpp"
+#include "evformer/io/events_frames.hpp"
+#include "evformer/sim/energy.hpp"
+#include "evformer/sim/network.hpp"
+
+namespace evformer::stream {
+
+/// How events become steps and windows.
+struct WindowOptions {
+    std::int64_t dt_us = 20000;    ///< bin length = one time step, µs (≥ 1)
+    std::size_t window_steps = 0;  ///< steps per window (≥ 1; 0 = the network's T)
+    bool continuous = false;       ///< keep membrane state from window to window
+    /// Sensor, crop and output size (resolved: resolve_frame_options); the output size must be
+    /// the network's input; `frames`, `split_by` and `dt_us` of it are not used.
+    io::FrameOptions frames;
+};
+
+/// One emitted window.
+struct WindowResult {
+    std::uint64_t index = 0;      ///< window number on the stream's grid (t0 + index·W·dt)
+    std::int64_t t_start_us = 0;  ///< event time where the window starts
+    std::int64_t t_end_us = 0;    ///< event time where it ends (exclusive)
+    std::uint64_t events_in = 0;  ///< events simulated in the window
+    sim::SampleResult result;     ///< logits, prediction, counts [layer][step]
+    /// Wall time from the arrival of the window's last event to the result, seconds.
+    double latency_s = 0;
+};
+
+/// Counters of the runner (written by the simulation thread, readable from any thread).
+struct WindowCounters {
+    std::atomic<std::uint64_t> events_simulated{0};  ///< events accepted into a bin of a window
+    std::atomic<std::uint64_t> dropped_late{0};      ///< older than the current bin (or window)
+    std::atomic<std::uint64_t> dropped_outside{0};   ///< x or y outside the sensor
+    std::atomic<std::uint64_t> outside_crop{0};      ///< inside the sensor, outside the crop
+    std::atomic<std::uint64_t> windows{0};           ///< windows emitted
+    std::atomic<std::uint64_t> empty_windows{0};     ///< windows without events, skipped
+    std::atomic<std::uint64_t> steps{0};             ///< steps simulated
+};
+
+/// Bins events into steps and runs the windows on a Simulator; emits each window's result.
+class WindowRunner {
+  public:
+    /// Called with each finished window.
+    using Emit = std::function<void(WindowResult&&)>;
+
+    /// A runner for `net` (which must outlive it); ConfigError when the options do not fit the
+    /// network (output size, channels) or break a rule (dt ≥ 1, window ≥ 1).
+    WindowRunner(const sim::Network& net, WindowOptions options, Emit emit);
+
+    /// Adds events in arrival order that arrived at `arrival`. Events outside the sensor, outside
+    /// the crop, or older than the current bin are counted and dropped; an event of a later bin
+    /// steps the engine up to it, closing windows as they fill.
+    void add(std::span<const io::Event> events, std::chrono::steady_clock::time_point arrival);
+    /// Closes the open window now (its remaining steps run empty): no more events are expected
+    /// for it (the stream went idle, or ends). Later events of its time are dropped as late.
+    void flush();
+    /// True while a window has started and not been emitted.
+    bool window_open() const noexcept { return open_; }
+    /// Counters.
+    const WindowCounters& counters() const noexcept { return counters_; }
+    /// The options as applied (window_steps filled in).
+    const WindowOptions& options() const noexcept { return o_; }
+    /// Event time simulated so far (steps × dt), µs.
+    std::int64_t simulated_us() const noexcept {
+        return static_cast<std::int64_t>(counters_.steps.load(std::memory_order_relaxed)) *
+               o_.dt_us;
+    }
+
+  private:
+    void open_window(std::int64_t bin);
+    void step_current();
+    void close_window();
+
+    const sim::Network& net_;
+    WindowOptions o_;
+    Emit emit_;
+    sim::Simulator simulator_;
+    io::PixelMap map_;
+    std::size_t plane_ = 0, width_ = 0;
+    bool origin_set_ = false;
+    std::int64_t t0_ = 0;
+    bool open_ = false;
+    bool ran_window_ = false;
+    std::int64_t window_ = 0;         // index of the open window
+    std::int64_t current_bin_ = 0;    // bin being filled (absolute)
+    std::int64_t next_free_bin_ = 0;  // first bin not yet closed
+    std::uint64_t window_events_ = 0;
+    std::chrono::steady_clock::time_point last_arrival_{};
+    std::vector<std::uint16_t> counts_;   // per channel-major input index, current bin
+    std::vector<std::uint32_t> touched_;  // indices with a count, current bin
+    sim::EventList input_;
+    WindowCounters counters_;
+};
+
+/// The JSON line of one window (type "window"): index, event-time span, events in, prediction,
+/// scores, per-layer SOPs/MACs/spikes/energy and totals, latency.
+std::string window_json(const WindowResult& w, const std::vector<sim::LayerInfo>& layers,
+                        const sim::EnergyModel& energy);
+
+}  // namespace evformer::stream
