@@ -90,6 +90,34 @@ TEST_CASE("split by time uses equal durations and the last frame runs to the end
     CHECK(frame_total(f, 3) == 3);
 }
 
+TEST_CASE("split by duration: bins of dt from the first event, events after T bins unused") {
+    FrameOptions o;
+    o.frames = 3;
+    o.sensor = {4, 4};
+    o.split_by = SplitBy::duration;
+    o.dt_us = 25;
+    // [0,25) → t 0,10,20; [25,50) → 30,40; [50,75) → 50,60,70; t 80, 90 are past 3 bins.
+    const auto f = bin_events(ten_events(), o);
+    CHECK(frame_total(f, 0) == 3);
+    CHECK(frame_total(f, 1) == 2);
+    CHECK(frame_total(f, 2) == 3);
+    CHECK(f.duration_us == 74);
+    CHECK(std::string(split_by_name(SplitBy::duration)) == "duration");
+    o.dt_us = 0;
+    CHECK_THROWS_AS(bin_events(ten_events(), o), evformer::ConfigError);
+    // The pixel map FrameBinner uses is the one live streams use.
+    o.dt_us = 1000;
+    o.crop_x = 1;
+    o.crop_width = 2;
+    o.out_width = 1;
+    const PixelMap map(resolve_frame_options(o));
+    CHECK_FALSE(map.keeps(0, 0));
+    CHECK(map.keeps(2, 3));
+    CHECK_FALSE(map.keeps(3, 0));
+    CHECK(map.out_x(2) == 0);
+    CHECK(map.out_y(3) == 3);
+}
+
 TEST_CASE("down-sampling sums blocks and cropping drops events outside the window") {
     FrameOptions o;
     o.frames = 1;

@@ -146,6 +146,11 @@ TEST_CASE("stream serve and send describe themselves; bad options are one line, 
     CHECK(no_dest.err.find("--to") != std::string::npos);
     auto bad_to = run_evformer("stream send x.bin --to localhost");
     CHECK(bad_to.exit_code == 2);
+    auto no_dt = run_evformer("run " + shipped_model + " --split-by duration");
+    CHECK(no_dt.exit_code == 2);
+    CHECK(no_dt.err.find("--dt") != std::string::npos);
+    auto dt_alone = run_evformer("run " + shipped_model + " --dt 5000");
+    CHECK(dt_alone.exit_code == 2);
     auto image = run_evformer("stream serve " + (examples / "models/fmnist-ssa-bin.h5").string());
     CHECK(image.exit_code == 2);
     CHECK(image.err.find("event model") != std::string::npos);
