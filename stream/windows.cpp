@@ -65,6 +65,7 @@ void WindowRunner::add(std::span<const io::Event> events,
         if (c == 0) touched_.push_back(index);
         if (c < 65535) ++c;
         ++window_events_;
+        last_t_ = e.t;
         counters_.events_simulated.fetch_add(1, std::memory_order_relaxed);
         last_arrival_ = arrival;
     }
@@ -110,6 +111,7 @@ void WindowRunner::close_window() {
     w.t_start_us = t0_ + window_ * window * o_.dt_us;
     w.t_end_us = w.t_start_us + window * o_.dt_us;
     w.events_in = window_events_;
+    w.t_last_us = last_t_;
     w.latency_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - last_arrival_).count();
     open_ = false;
@@ -142,6 +144,7 @@ std::string window_json(const WindowResult& w, const std::vector<sim::LayerInfo>
               {"window", w.index},
               {"t_start_us", w.t_start_us},
               {"t_end_us", w.t_end_us},
+              {"t_last_event_us", w.t_last_us},
               {"steps", r.time_steps},
               {"events_in", w.events_in},
               {"prediction", r.prediction},

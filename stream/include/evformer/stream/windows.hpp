@@ -38,6 +38,7 @@ struct WindowResult {
     std::int64_t t_start_us = 0;  ///< event time where the window starts
     std::int64_t t_end_us = 0;    ///< event time where it ends (exclusive)
     std::uint64_t events_in = 0;  ///< events simulated in the window
+    std::int64_t t_last_us = 0;   ///< event time of the window's last event
     sim::SampleResult result;     ///< logits, prediction, counts [layer][step]
     /// Wall time from the arrival of the window's last event to the result, seconds.
     double latency_s = 0;
@@ -102,6 +103,7 @@ class WindowRunner {
     std::int64_t current_bin_ = 0;    // bin being filled (absolute)
     std::int64_t next_free_bin_ = 0;  // first bin not yet closed
     std::uint64_t window_events_ = 0;
+    std::int64_t last_t_ = 0;  // time of the open window's last event
     std::chrono::steady_clock::time_point last_arrival_{};
     std::vector<std::uint16_t> counts_;   // per channel-major input index, current bin
     std::vector<std::uint32_t> touched_;  // indices with a count, current bin
