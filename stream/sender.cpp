@@ -37,6 +37,8 @@ class Output {
     virtual std::size_t capacity() const = 0;
     /// Sends one batch; `urgent` when the replay is paced (send now, do not batch datagrams).
     virtual void send(std::span<const io::Event> events, bool urgent, SendReport& r) = 0;
+    /// Sends what is held back (datagrams batched for sendmmsg).
+    virtual void flush(SendReport&) {}
     /// Sends what is held back and ends.
     virtual void finish(SendReport& r) = 0;
 };
@@ -76,10 +78,7 @@ class UdpOutput final : public Output {
         if (urgent || held_ == kBatch) flush(r);
     }
     void finish(SendReport& r) override { flush(r); }
-
-  private:
-    static constexpr std::size_t kBatch = 64;
-    void flush(SendReport& r) {
+    void flush(SendReport& r) override {
         std::array<mmsghdr, kBatch> msgs{};
         std::array<iovec, kBatch> iov{};
         for (std::size_t i = 0; i < held_; ++i) {
@@ -108,6 +107,8 @@ class UdpOutput final : public Output {
         held_ = 0;
     }
 
+  private:
+    static constexpr std::size_t kBatch = 64;
     asio::io_context io_;
     udp::socket socket_;
     const SendOptions& o_;
@@ -354,17 +355,19 @@ SendReport send_recording(const SendOptions& o, const std::function<void(int)>& 
             if (paced) {
                 const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(
                                              double(e.t - t0) * 1e3 / o.speed));
-                if (due > Clock::now()) {
+                if (due > Clock::now()) {  // ahead of the pace: send what is due, then wait
                     if (!batch.empty()) {
                         out->send(batch, true, r);
                         batch.clear();
+                    } else {
+                        out->flush(r);
                     }
                     std::this_thread::sleep_until(due);
                 }
             }
             batch.push_back(e);
             if (batch.size() == cap) {
-                out->send(batch, paced, r);
+                out->send(batch, false, r);
                 batch.clear();
             }
         }

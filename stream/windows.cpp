@@ -26,49 +26,69 @@ WindowRunner::WindowRunner(const sim::Network& net, WindowOptions options, Emit 
     width_ = conv.width;
     plane_ = conv.width * conv.height;
     counts_.assign(2 * plane_, 0);
+    // The pixel map as tables: output column / row offset of each sensor x / y, −1 outside the
+    // crop.
+    col_.assign(o_.frames.sensor.width, -1);
+    row_.assign(o_.frames.sensor.height, -1);
+    for (std::uint32_t x = 0; x < o_.frames.sensor.width; ++x)
+        if (map_.keeps(x, o_.frames.crop_y)) col_[x] = static_cast<std::int32_t>(map_.out_x(x));
+    for (std::uint32_t y = 0; y < o_.frames.sensor.height; ++y)
+        if (map_.keeps(o_.frames.crop_x, y))
+            row_[y] = static_cast<std::int32_t>(map_.out_y(y) * width_);
 }
 
 void WindowRunner::add(std::span<const io::Event> events,
                        std::chrono::steady_clock::time_point arrival) {
     const std::uint32_t sw = o_.frames.sensor.width, sh = o_.frames.sensor.height;
     const auto window = static_cast<std::int64_t>(o_.window_steps);
+    // Counted locally and published once per call (the statistics read them from another thread).
+    std::uint64_t outside = 0, crop = 0, late = 0, accepted = 0;
     for (const auto& e : events) {
         if (e.x >= sw || e.y >= sh) {
-            counters_.dropped_outside.fetch_add(1, std::memory_order_relaxed);
+            ++outside;
             continue;
         }
-        if (!map_.keeps(e.x, e.y)) {
-            counters_.outside_crop.fetch_add(1, std::memory_order_relaxed);
+        const std::int32_t col = col_[e.x], row = row_[e.y];
+        if (col < 0 || row < 0) {
+            ++crop;
             continue;
         }
-        if (!origin_set_) {
-            origin_set_ = true;
-            t0_ = e.t;
+        // Fast path: the event falls into the bin being filled.
+        if (!(open_ && e.t >= bin_lo_ && e.t < bin_hi_)) {
+            if (!origin_set_) {
+                origin_set_ = true;
+                t0_ = e.t;
+            }
+            const std::int64_t rel = e.t - t0_;
+            if (rel < 0) {
+                ++late;
+                continue;
+            }
+            const std::int64_t bin = rel / o_.dt_us;
+            if (bin < (open_ ? current_bin_ : next_free_bin_)) {
+                ++late;
+                continue;
+            }
+            if (open_ && bin >= (window_ + 1) * window) close_window();
+            if (!open_) open_window(bin);
+            while (current_bin_ < bin) step_current();
+            bin_lo_ = t0_ + current_bin_ * o_.dt_us;
+            bin_hi_ = bin_lo_ + o_.dt_us;
         }
-        const std::int64_t rel = e.t - t0_;
-        if (rel < 0) {
-            counters_.dropped_late.fetch_add(1, std::memory_order_relaxed);
-            continue;
-        }
-        const std::int64_t bin = rel / o_.dt_us;
-        if (bin < (open_ ? current_bin_ : next_free_bin_)) {
-            counters_.dropped_late.fetch_add(1, std::memory_order_relaxed);
-            continue;
-        }
-        if (open_ && bin >= (window_ + 1) * window) close_window();
-        if (!open_) open_window(bin);
-        while (current_bin_ < bin) step_current();
-        const std::uint32_t index = (e.p ? 1u : 0u) * static_cast<std::uint32_t>(plane_) +
-                                    map_.out_y(e.y) * static_cast<std::uint32_t>(width_) +
-                                    map_.out_x(e.x);
+        const std::uint32_t index =
+            (e.p ? static_cast<std::uint32_t>(plane_) : 0u) + static_cast<std::uint32_t>(row + col);
         auto& c = counts_[index];
         if (c == 0) touched_.push_back(index);
         if (c < 65535) ++c;
         ++window_events_;
+        ++accepted;
         last_t_ = e.t;
-        counters_.events_simulated.fetch_add(1, std::memory_order_relaxed);
-        last_arrival_ = arrival;
     }
+    if (accepted) last_arrival_ = arrival;
+    counters_.dropped_outside.fetch_add(outside, std::memory_order_relaxed);
+    counters_.outside_crop.fetch_add(crop, std::memory_order_relaxed);
+    counters_.dropped_late.fetch_add(late, std::memory_order_relaxed);
+    counters_.events_simulated.fetch_add(accepted, std::memory_order_relaxed);
 }
 
 void WindowRunner::open_window(std::int64_t bin) {
@@ -115,6 +135,7 @@ void WindowRunner::close_window() {
     w.latency_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - last_arrival_).count();
     open_ = false;
+    bin_lo_ = bin_hi_ = 0;
     ran_window_ = true;
     next_free_bin_ = (window_ + 1) * window;
     counters_.windows.fetch_add(1, std::memory_order_relaxed);

@@ -1,16 +1,17 @@
 // `evformer bench stream`: the live-stream path measured in one process, each figure beside a
 // baseline run side by side.
-//  1. Receive path: SPIF datagrams (512 bytes, 64 events with timestamps) over loopback into the
-//     server's receiver (decode + bounded queue; simulation off), against a bare recvmmsg loop on
-//     an identical socket (no decoding, no queue), both fed by the same sender as fast as it goes;
-//     then paced senders at rising rates: the highest rate whose events all arrived (no kernel,
-//     queue or decode drop).
+//  1. Receive path: SPIF datagrams (512 bytes = 64 events with timestamps, as AEStream sends
+//     them, and 8 KiB) over loopback into the server's receiver (decode + bounded queue;
+//     simulation off), against a bare recvmmsg loop on an identical socket (no decoding, no
+//     queue), both fed by the same sender as fast as it goes; then paced senders at rising rates:
+//     the highest rate whose events all arrived (no kernel, queue or decode drop).
 //  2. Simulation: the shipped event model over real recordings as a stream (windows of `--dt`
-//     bins): real-time factor = event time / simulation time, beside the offline engine
+//     bins), also compressed in time to about 1 M events/s: real-time factor = event time /
+//     simulation time, beside the offline engine
 //     (Simulator::run_events on the same windows, pre-binned) — the stream's binning overhead.
-//  3. Window latency over loopback: the shipped recordings replayed at their pace, 10x and 75x
-//     (about 1 M events/s) into a running server; median and 99th percentile from the arrival of
-//     a window's last event to its result.
+//  3. Window latency over loopback: the shipped recordings replayed at their pace, 10x and 30x
+//     into a running server; median and 99th percentile from the arrival of a window's last event
+//     to its result.
 // Boost 1.74's Asio uses std::exchange without including <utility> (fails with GCC 12, C++20).
 #include <utility>
 
@@ -202,7 +203,7 @@ void bench(const BenchStreamOptions& opt) {
     TempDir tmp;
 
     // ---- 1. receive path ------------------------------------------------------------------
-    say(fmt::format("receive path: {} events as SPIF datagrams (512 B, 64 events) over loopback\n",
+    say(fmt::format("receive path: {} events as SPIF words with timestamps over loopback\n",
                     opt.events));
     const auto ev = nmnist_stream(nmnist, window_us, opt.events);
     const auto file = tmp.path / "stream.h5";
@@ -210,12 +211,14 @@ void bench(const BenchStreamOptions& opt) {
     wo.geometry = {34, 34};
     io::write_event_file(file, ev, "hdf5", wo);
     const double own_rate = double(ev.size()) / std::max(span_s(ev), 1e-9);
+    std::size_t datagram = 512;
     auto send_to = [&](int port, double speed, std::uint64_t limit = 0, const fs::path& what = {}) {
         stream::SendOptions so;
         so.file = what.empty() ? file.string() : what.string();
         so.port = static_cast<std::uint16_t>(port);
         so.speed = speed;
         so.limit_events = limit;
+        so.datagram_bytes = datagram;
         return stream::send_recording(so);
     };
     auto ours = [&](double speed, std::uint64_t limit = 0) {
@@ -254,38 +257,49 @@ void bench(const BenchStreamOptions& opt) {
                     {"received_events_per_s", double(rr.events) / sent.seconds},
                     {"offered_events_per_s", sent.rate()}};
     };
-    json max_ours = ours(0), max_raw = raw();
-    say(fmt::format(
-        "  as fast as the sender goes: server receiver {:.2f} M ev/s received ({} of {} lost), "
-        "bare recvmmsg loop {:.2f} M ev/s ({} lost); ratio {:.2f}x\n",
-        max_ours["received_events_per_s"].get<double>() / 1e6,
-        max_ours["lost"].get<std::uint64_t>(), max_ours["sent"].get<std::uint64_t>(),
-        max_raw["received_events_per_s"].get<double>() / 1e6, max_raw["lost"].get<std::uint64_t>(),
-        max_ours["received_events_per_s"].get<double>() /
-            std::max(max_raw["received_events_per_s"].get<double>(), 1.0)));
-    json paced = json::array();
-    double best = 0;
-    for (double target : {2e6, 5e6, 10e6, 20e6, 30e6, 40e6}) {
-        auto r = ours(target / own_rate,
-                      std::min<std::uint64_t>(ev.size(), std::uint64_t(target * 1.5)));
-        r["target_events_per_s"] = target;
-        const bool clean = r["lost"].get<std::uint64_t>() == 0;
-        say(
-            fmt::format("  paced at {:>4.0f} M ev/s: offered {:.2f} M ev/s, received {:.2f} M "
-                        "ev/s, lost {}{}\n",
-                        target / 1e6, r["offered_events_per_s"].get<double>() / 1e6,
-                        r["received_events_per_s"].get<double>() / 1e6,
-                        r["lost"].get<std::uint64_t>(), clean ? "" : " (drops)"));
-        if (clean) best = std::max(best, r["received_events_per_s"].get<double>());
-        paced.push_back(r);
-        if (!clean) break;
+    json receive = json::array();
+    double best_any = 0;
+    for (std::size_t bytes : {std::size_t{512}, std::size_t{8192}}) {
+        datagram = bytes;
+        say(fmt::format(" datagrams of {} bytes ({} events):\n", bytes, bytes / 8));
+        json max_ours = ours(0), max_raw = raw();
+        say(fmt::format(
+            "  as fast as the sender goes: server receiver {:.2f} M ev/s received ({} of {} "
+            "lost), bare recvmmsg loop {:.2f} M ev/s ({} lost); ratio {:.2f}x\n",
+            max_ours["received_events_per_s"].get<double>() / 1e6,
+            max_ours["lost"].get<std::uint64_t>(), max_ours["sent"].get<std::uint64_t>(),
+            max_raw["received_events_per_s"].get<double>() / 1e6,
+            max_raw["lost"].get<std::uint64_t>(),
+            max_ours["received_events_per_s"].get<double>() /
+                std::max(max_raw["received_events_per_s"].get<double>(), 1.0)));
+        json paced = json::array();
+        double best = 0;
+        for (double target : {2e6, 5e6, 10e6, 20e6, 30e6, 40e6}) {
+            auto r = ours(target / own_rate,
+                          std::min<std::uint64_t>(ev.size(), std::uint64_t(target * 1.5)));
+            r["target_events_per_s"] = target;
+            const bool clean = r["lost"].get<std::uint64_t>() == 0;
+            say(
+                fmt::format("  paced at {:>4.0f} M ev/s: offered {:.2f} M ev/s, received {:.2f} M "
+                            "ev/s, lost {}{}\n",
+                            target / 1e6, r["offered_events_per_s"].get<double>() / 1e6,
+                            r["received_events_per_s"].get<double>() / 1e6,
+                            r["lost"].get<std::uint64_t>(), clean ? "" : " (drops)"));
+            if (clean) best = std::max(best, r["received_events_per_s"].get<double>());
+            paced.push_back(r);
+            if (!clean || r["offered_events_per_s"].get<double>() < 0.8 * target) break;
+        }
+        say(fmt::format("  highest rate received without a drop: {:.2f} M ev/s\n", best / 1e6));
+        best_any = std::max(best_any, best);
+        receive.push_back({{"datagram_bytes", bytes},
+                           {"as_fast_as_possible", max_ours},
+                           {"baseline_raw_recvmmsg", max_raw},
+                           {"paced", paced},
+                           {"max_events_per_s_without_drops", best}});
     }
-    say(fmt::format("  highest rate received without a drop: {:.2f} M ev/s (goal >= 20)\n",
-                    best / 1e6));
-    report["receive"] = {{"as_fast_as_possible", max_ours},
-                         {"baseline_raw_recvmmsg", max_raw},
-                         {"paced", paced},
-                         {"max_events_per_s_without_drops", best}};
+    say(fmt::format(" receive path, best drop-free rate: {:.2f} M ev/s (goal >= 20)\n",
+                    best_any / 1e6));
+    report["receive"] = receive;
 
     // ---- 2. simulation real-time factor -----------------------------------------------------
     say(fmt::format("simulation: {} as a stream, dt {} us, windows of {} steps, one core\n",
@@ -372,7 +386,7 @@ void bench(const BenchStreamOptions& opt) {
             {34, 34});
     // The same recordings compressed in time to about 1 M events/s (a DVS128-class rate).
     {
-        auto fast = nmnist_stream(nmnist, window_us, 385'000);
+        auto fast = nmnist_stream(nmnist, window_us, 4'000'000);
         const double factor = 1e6 / (double(fast.size()) / span_s(fast));
         for (auto& e : fast) e.t = std::int64_t(double(e.t) / factor);
         measure(fmt::format("nmnist_test100 compressed {:.0f}x (~1 M ev/s)", factor), fast,
@@ -394,7 +408,7 @@ void bench(const BenchStreamOptions& opt) {
 
     // ---- 3. window latency ---------------------------------------------------------------------
     json lat = json::array();
-    for (double speed : {1.0, 10.0, 75.0}) {
+    for (double speed : {1.0, 10.0, 30.0}) {
         const auto events = nmnist_stream(
             nmnist, window_us,
             std::uint64_t(opt.latency_seconds * speed * 12'600));  // N-MNIST: ~12.6 k ev/s

@@ -105,8 +105,10 @@ class WindowRunner {
     std::uint64_t window_events_ = 0;
     std::int64_t last_t_ = 0;  // time of the open window's last event
     std::chrono::steady_clock::time_point last_arrival_{};
-    std::vector<std::uint16_t> counts_;   // per channel-major input index, current bin
-    std::vector<std::uint32_t> touched_;  // indices with a count, current bin
+    std::int64_t bin_lo_ = 0, bin_hi_ = 0;  // event times of the bin being filled
+    std::vector<std::int32_t> col_, row_;   // pixel map tables (−1: outside the crop)
+    std::vector<std::uint16_t> counts_;     // per channel-major input index, current bin
+    std::vector<std::uint32_t> touched_;    // indices with a count, current bin
     sim::EventList input_;
     WindowCounters counters_;
 };
