@@ -50,6 +50,7 @@ struct BenchStreamOptions {
     std::uint64_t events = 20'000'000;
     std::int64_t dt_us = 20000;
     double latency_seconds = 6;
+    std::vector<std::string> parts{"receive", "simulation", "latency"};
     std::string json;
 };
 
@@ -202,252 +203,270 @@ void bench(const BenchStreamOptions& opt) {
     json report = {{"model", opt.model}, {"dt_us", opt.dt_us}};
     TempDir tmp;
 
-    // ---- 1. receive path ------------------------------------------------------------------
-    say(fmt::format("receive path: {} events as SPIF words with timestamps over loopback\n",
-                    opt.events));
-    const auto ev = nmnist_stream(nmnist, window_us, opt.events);
-    const auto file = tmp.path / "stream.h5";
+    auto wanted = [&](const char* part) {
+        return std::find(opt.parts.begin(), opt.parts.end(), part) != opt.parts.end();
+    };
+    // Replays go through EVT 2.0 files (fast to decode, so the sender's reading costs little).
     io::WriterOptions wo;
     wo.geometry = {34, 34};
-    io::write_event_file(file, ev, "hdf5", wo);
-    const double own_rate = double(ev.size()) / std::max(span_s(ev), 1e-9);
     std::size_t datagram = 512;
-    auto send_to = [&](int port, double speed, std::uint64_t limit = 0, const fs::path& what = {}) {
+    auto send_file = [&](const fs::path& file, int port, double speed, std::uint64_t limit = 0) {
         stream::SendOptions so;
-        so.file = what.empty() ? file.string() : what.string();
+        so.file = file.string();
         so.port = static_cast<std::uint16_t>(port);
         so.speed = speed;
         so.limit_events = limit;
         so.datagram_bytes = datagram;
         return stream::send_recording(so);
     };
-    auto ours = [&](double speed, std::uint64_t limit = 0) {
-        auto so = server_options(spec, opt.dt_us);
-        so.simulate = false;
-        RunningServer s(net, so);
-        const auto sent = send_to(s.ports.udp, speed, limit);
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        auto sum = s.finish();
-        const std::uint64_t got = sum["received"];
-        const std::uint64_t lost = sent.events - got;
-        return json{{"offered_events_per_s", sent.rate()},
-                    {"sent", sent.events},
-                    {"received", got},
-                    {"lost", lost},
-                    {"dropped_kernel_datagrams", sum["dropped_kernel_datagrams"]},
-                    {"dropped_queue_events", sum["dropped_queue_events"]},
-                    {"received_events_per_s", double(got) / sent.seconds}};
-    };
-    auto raw = [&] {
-        boost::asio::io_context io;
-        boost::asio::ip::udp::socket sock(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-        const int fd = sock.native_handle();
-        int size = 32 << 20;
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
-        const int one = 1;
-        ::setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
-        RawResult rr;
-        std::thread rx([&] { rr = raw_receive(fd, ev.size()); });
-        const auto sent = send_to(sock.local_endpoint().port(), 0);
-        rx.join();
-        return json{{"sent", sent.events},
-                    {"received", rr.events},
-                    {"lost", sent.events - rr.events},
-                    {"dropped_kernel_datagrams", rr.kernel_drops},
-                    {"received_events_per_s", double(rr.events) / sent.seconds},
-                    {"offered_events_per_s", sent.rate()}};
-    };
-    json receive = json::array();
-    double best_any = 0;
-    for (std::size_t bytes : {std::size_t{512}, std::size_t{8192}}) {
-        datagram = bytes;
-        say(fmt::format(" datagrams of {} bytes ({} events):\n", bytes, bytes / 8));
-        json max_ours = ours(0), max_raw = raw();
-        say(fmt::format(
-            "  as fast as the sender goes: server receiver {:.2f} M ev/s received ({} of {} "
-            "lost), bare recvmmsg loop {:.2f} M ev/s ({} lost); ratio {:.2f}x\n",
-            max_ours["received_events_per_s"].get<double>() / 1e6,
-            max_ours["lost"].get<std::uint64_t>(), max_ours["sent"].get<std::uint64_t>(),
-            max_raw["received_events_per_s"].get<double>() / 1e6,
-            max_raw["lost"].get<std::uint64_t>(),
-            max_ours["received_events_per_s"].get<double>() /
-                std::max(max_raw["received_events_per_s"].get<double>(), 1.0)));
-        json paced = json::array();
-        double best = 0;
-        for (double target : {2e6, 5e6, 10e6, 20e6, 30e6, 40e6}) {
-            auto r = ours(target / own_rate,
-                          std::min<std::uint64_t>(ev.size(), std::uint64_t(target * 1.5)));
-            r["target_events_per_s"] = target;
-            const bool clean = r["lost"].get<std::uint64_t>() == 0;
-            say(
-                fmt::format("  paced at {:>4.0f} M ev/s: offered {:.2f} M ev/s, received {:.2f} M "
-                            "ev/s, lost {}{}\n",
-                            target / 1e6, r["offered_events_per_s"].get<double>() / 1e6,
-                            r["received_events_per_s"].get<double>() / 1e6,
-                            r["lost"].get<std::uint64_t>(), clean ? "" : " (drops)"));
-            if (clean) best = std::max(best, r["received_events_per_s"].get<double>());
-            paced.push_back(r);
-            if (!clean || r["offered_events_per_s"].get<double>() < 0.8 * target) break;
+    // ---- 1. receive path ------------------------------------------------------------------
+    if (wanted("receive")) {
+        say(fmt::format("receive path: {} events as SPIF words with timestamps over loopback\n",
+                        opt.events));
+        const auto ev = nmnist_stream(nmnist, window_us, opt.events);
+        const auto file = tmp.path / "stream.raw";
+        io::write_event_file(file, ev, "evt2", wo);
+        const double own_rate = double(ev.size()) / std::max(span_s(ev), 1e-9);
+        auto send_to = [&](int port, double speed, std::uint64_t limit = 0) {
+            return send_file(file, port, speed, limit);
+        };
+        auto ours = [&](double speed, std::uint64_t limit = 0) {
+            auto so = server_options(spec, opt.dt_us);
+            so.simulate = false;
+            RunningServer s(net, so);
+            const auto sent = send_to(s.ports.udp, speed, limit);
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            auto sum = s.finish();
+            const std::uint64_t got = sum["received"];
+            const std::uint64_t lost = sent.events - got;
+            return json{{"offered_events_per_s", sent.rate()},
+                        {"sent", sent.events},
+                        {"received", got},
+                        {"lost", lost},
+                        {"dropped_kernel_datagrams", sum["dropped_kernel_datagrams"]},
+                        {"dropped_queue_events", sum["dropped_queue_events"]},
+                        {"received_events_per_s", double(got) / sent.seconds}};
+        };
+        auto raw = [&] {
+            boost::asio::io_context io;
+            boost::asio::ip::udp::socket sock(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+            const int fd = sock.native_handle();
+            int size = 32 << 20;
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+            const int one = 1;
+            ::setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+            RawResult rr;
+            std::thread rx([&] { rr = raw_receive(fd, ev.size()); });
+            const auto sent = send_to(sock.local_endpoint().port(), 0);
+            rx.join();
+            return json{{"sent", sent.events},
+                        {"received", rr.events},
+                        {"lost", sent.events - rr.events},
+                        {"dropped_kernel_datagrams", rr.kernel_drops},
+                        {"received_events_per_s", double(rr.events) / sent.seconds},
+                        {"offered_events_per_s", sent.rate()}};
+        };
+        json receive = json::array();
+        double best_any = 0;
+        for (std::size_t bytes : {std::size_t{512}, std::size_t{8192}}) {
+            datagram = bytes;
+            say(fmt::format(" datagrams of {} bytes ({} events):\n", bytes, bytes / 8));
+            json max_ours = ours(0), max_raw = raw();
+            say(fmt::format(
+                "  as fast as the sender goes: server receiver {:.2f} M ev/s received ({} of {} "
+                "lost), bare recvmmsg loop {:.2f} M ev/s ({} lost); ratio {:.2f}x\n",
+                max_ours["received_events_per_s"].get<double>() / 1e6,
+                max_ours["lost"].get<std::uint64_t>(), max_ours["sent"].get<std::uint64_t>(),
+                max_raw["received_events_per_s"].get<double>() / 1e6,
+                max_raw["lost"].get<std::uint64_t>(),
+                max_ours["received_events_per_s"].get<double>() /
+                    std::max(max_raw["received_events_per_s"].get<double>(), 1.0)));
+            json paced = json::array();
+            double best = 0;
+            for (double target : {2e6, 5e6, 10e6, 20e6, 30e6, 40e6}) {
+                auto r = ours(target / own_rate,
+                              std::min<std::uint64_t>(ev.size(), std::uint64_t(target * 1.5)));
+                r["target_events_per_s"] = target;
+                const bool clean = r["lost"].get<std::uint64_t>() == 0;
+                say(fmt::format(
+                    "  paced at {:>4.0f} M ev/s: offered {:.2f} M ev/s, received {:.2f} M "
+                    "ev/s, lost {}{}\n",
+                    target / 1e6, r["offered_events_per_s"].get<double>() / 1e6,
+                    r["received_events_per_s"].get<double>() / 1e6, r["lost"].get<std::uint64_t>(),
+                    clean ? "" : " (drops)"));
+                if (clean) best = std::max(best, r["received_events_per_s"].get<double>());
+                paced.push_back(r);
+                if (!clean || r["offered_events_per_s"].get<double>() < 0.8 * target) break;
+            }
+            say(fmt::format("  highest rate received without a drop: {:.2f} M ev/s\n", best / 1e6));
+            best_any = std::max(best_any, best);
+            receive.push_back({{"datagram_bytes", bytes},
+                               {"as_fast_as_possible", max_ours},
+                               {"baseline_raw_recvmmsg", max_raw},
+                               {"paced", paced},
+                               {"max_events_per_s_without_drops", best}});
         }
-        say(fmt::format("  highest rate received without a drop: {:.2f} M ev/s\n", best / 1e6));
-        best_any = std::max(best_any, best);
-        receive.push_back({{"datagram_bytes", bytes},
-                           {"as_fast_as_possible", max_ours},
-                           {"baseline_raw_recvmmsg", max_raw},
-                           {"paced", paced},
-                           {"max_events_per_s_without_drops", best}});
+        say(fmt::format(" receive path, best drop-free rate: {:.2f} M ev/s (goal >= 20)\n",
+                        best_any / 1e6));
+        report["receive"] = receive;
     }
-    say(fmt::format(" receive path, best drop-free rate: {:.2f} M ev/s (goal >= 20)\n",
-                    best_any / 1e6));
-    report["receive"] = receive;
 
     // ---- 2. simulation real-time factor -----------------------------------------------------
-    say(fmt::format("simulation: {} as a stream, dt {} us, windows of {} steps, one core\n",
-                    opt.model, opt.dt_us, spec.time_steps));
-    json sims = json::array();
-    auto measure = [&](const std::string& name, std::vector<io::Event> events,
-                       io::Geometry sensor) {
-        auto so = server_options(spec, opt.dt_us);
-        so.window.frames.sensor = sensor;
-        so.window.frames.crop_width = so.window.frames.crop_height = 0;
-        so.window.frames = io::resolve_frame_options(so.window.frames);
-        // Stream: the runner over packets of 64 events.
-        std::vector<sim::SampleResult> results;
-        stream::WindowRunner runner(net, so.window, [&](stream::WindowResult&& w) {
-            results.push_back(std::move(w.result));
-        });
-        const auto t = Clock::now();
-        for (std::size_t at = 0; at < events.size(); at += 64)
-            runner.add(std::span(events).subspan(at, std::min<std::size_t>(64, events.size() - at)),
-                       Clock::now());
-        runner.flush();
-        const double stream_s = std::chrono::duration<double>(Clock::now() - t).count();
-        // Baseline: the same windows pre-binned, through Simulator::run_events.
-        std::vector<std::vector<sim::EventList>> windows;
+    if (wanted("simulation")) {
+        say(fmt::format("simulation: {} as a stream, dt {} us, windows of {} steps, one core\n",
+                        opt.model, opt.dt_us, spec.time_steps));
+        json sims = json::array();
+        auto measure = [&](const std::string& name, std::vector<io::Event> events,
+                           io::Geometry sensor) {
+            auto so = server_options(spec, opt.dt_us);
+            so.window.frames.sensor = sensor;
+            so.window.frames.crop_width = so.window.frames.crop_height = 0;
+            so.window.frames = io::resolve_frame_options(so.window.frames);
+            // Stream: the runner over packets of 64 events.
+            std::vector<sim::SampleResult> results;
+            stream::WindowRunner runner(net, so.window, [&](stream::WindowResult&& w) {
+                results.push_back(std::move(w.result));
+            });
+            const auto t = Clock::now();
+            for (std::size_t at = 0; at < events.size(); at += 64)
+                runner.add(
+                    std::span(events).subspan(at, std::min<std::size_t>(64, events.size() - at)),
+                    Clock::now());
+            runner.flush();
+            const double stream_s = std::chrono::duration<double>(Clock::now() - t).count();
+            // Baseline: the same windows pre-binned, through Simulator::run_events.
+            std::vector<std::vector<sim::EventList>> windows;
+            {
+                const io::PixelMap map(so.window.frames);
+                const std::size_t plane = spec.in_height * spec.in_width;
+                const std::int64_t t0 = events.front().t;
+                std::vector<std::vector<std::uint16_t>> counts;
+                for (const auto& e : events) {
+                    if (e.x >= sensor.width || e.y >= sensor.height || !map.keeps(e.x, e.y))
+                        continue;
+                    const auto step = std::size_t((e.t - t0) / opt.dt_us);
+                    if (counts.size() <= step) counts.resize(step + 1);
+                    auto& c = counts[step];
+                    if (c.empty()) c.assign(2 * plane, 0);
+                    auto& v = c[e.p * plane + map.out_y(e.y) * spec.in_width + map.out_x(e.x)];
+                    if (v < 65535) ++v;
+                }
+                const std::size_t T = spec.time_steps;
+                counts.resize((counts.size() + T - 1) / T * T);
+                for (std::size_t w = 0; w * T < counts.size(); ++w) {
+                    bool any = false;
+                    std::vector<sim::EventList> lists(T);
+                    for (std::size_t s = 0; s < T; ++s)
+                        for (std::uint32_t i = 0; i < counts[w * T + s].size(); ++i)
+                            if (counts[w * T + s][i]) {
+                                lists[s].push(
+                                    std::uint32_t(i % plane) * 2 + i / std::uint32_t(plane),
+                                    counts[w * T + s][i]);
+                                any = true;
+                            }
+                    if (any) windows.push_back(std::move(lists));
+                }
+            }
+            sim::Simulator simulator(net);
+            const auto t2 = Clock::now();
+            std::uint64_t sops = 0;
+            for (const auto& w : windows) {
+                const auto r = simulator.run_events(w);
+                sops += r.total().sops;
+            }
+            const double offline_s = std::chrono::duration<double>(Clock::now() - t2).count();
+            const double span = span_s(events);
+            const double rate = double(events.size()) / std::max(span, 1e-9);
+            json j = {{"recording", name},
+                      {"sensor", {sensor.width, sensor.height}},
+                      {"events", events.size()},
+                      {"span_s", span},
+                      {"events_per_s", rate},
+                      {"windows", results.size()},
+                      {"offline_windows", windows.size()},
+                      {"stream_s", stream_s},
+                      {"offline_s", offline_s},
+                      {"realtime_factor", span / stream_s},
+                      {"offline_realtime_factor", span / offline_s},
+                      {"stream_vs_offline", offline_s / stream_s},
+                      {"sops_per_s_of_events", double(sops) / std::max(span, 1e-9)}};
+            say(
+                fmt::format("  {:<44} {:>9.0f} ev/s  {:>5} windows  real-time factor {:>7.1f}x "
+                            "(offline engine {:>7.1f}x, stream/offline speed {:.2f})\n",
+                            name, rate, results.size(), span / stream_s, span / offline_s,
+                            offline_s / stream_s));
+            sims.push_back(j);
+        };
+        measure("nmnist_test100 (shipped, 100 recordings)",
+                nmnist_stream(nmnist, window_us, 385'000), {34, 34});
+        // The same recordings compressed in time to about 1 M events/s (a DVS128-class rate).
         {
-            const io::PixelMap map(so.window.frames);
-            const std::size_t plane = spec.in_height * spec.in_width;
-            const std::int64_t t0 = events.front().t;
-            std::vector<std::vector<std::uint16_t>> counts;
-            for (const auto& e : events) {
-                if (e.x >= sensor.width || e.y >= sensor.height || !map.keeps(e.x, e.y)) continue;
-                const auto step = std::size_t((e.t - t0) / opt.dt_us);
-                if (counts.size() <= step) counts.resize(step + 1);
-                auto& c = counts[step];
-                if (c.empty()) c.assign(2 * plane, 0);
-                auto& v = c[e.p * plane + map.out_y(e.y) * spec.in_width + map.out_x(e.x)];
-                if (v < 65535) ++v;
-            }
-            const std::size_t T = spec.time_steps;
-            counts.resize((counts.size() + T - 1) / T * T);
-            for (std::size_t w = 0; w * T < counts.size(); ++w) {
-                bool any = false;
-                std::vector<sim::EventList> lists(T);
-                for (std::size_t s = 0; s < T; ++s)
-                    for (std::uint32_t i = 0; i < counts[w * T + s].size(); ++i)
-                        if (counts[w * T + s][i]) {
-                            lists[s].push(std::uint32_t(i % plane) * 2 + i / std::uint32_t(plane),
-                                          counts[w * T + s][i]);
-                            any = true;
-                        }
-                if (any) windows.push_back(std::move(lists));
-            }
+            auto fast = nmnist_stream(nmnist, window_us, 4'000'000);
+            const double factor = 1e6 / (double(fast.size()) / span_s(fast));
+            for (auto& e : fast) e.t = std::int64_t(double(e.t) / factor);
+            measure(fmt::format("nmnist_test100 compressed {:.0f}x (~1 M ev/s)", factor), fast,
+                    {34, 34});
         }
-        sim::Simulator simulator(net);
-        const auto t2 = Clock::now();
-        std::uint64_t sops = 0;
-        for (const auto& w : windows) {
-            const auto r = simulator.run_events(w);
-            sops += r.total().sops;
+        for (const char* name :
+             {"aedat4_davis346_trimmed_evl.aedat4", "aedat4_dvxplorer_320x240_tonic.aedat4",
+              "dat_ncars_atis_tonic.dat", "evt3_gen41_hd_expelliarmus.raw"}) {
+            const auto path = fs::path(opt.data) / name;
+            if (!fs::exists(path)) continue;
+            auto reader = io::open_event_file(path);
+            auto events = io::read_all(*reader);
+            if (events.size() < 1000 || !reader->geometry().known()) continue;
+            measure(fmt::format("{} ({}x{} -> 34x34)", name, reader->geometry().width,
+                                reader->geometry().height),
+                    std::move(events), reader->geometry());
         }
-        const double offline_s = std::chrono::duration<double>(Clock::now() - t2).count();
-        const double span = span_s(events);
-        const double rate = double(events.size()) / std::max(span, 1e-9);
-        json j = {{"recording", name},
-                  {"sensor", {sensor.width, sensor.height}},
-                  {"events", events.size()},
-                  {"span_s", span},
-                  {"events_per_s", rate},
-                  {"windows", results.size()},
-                  {"offline_windows", windows.size()},
-                  {"stream_s", stream_s},
-                  {"offline_s", offline_s},
-                  {"realtime_factor", span / stream_s},
-                  {"offline_realtime_factor", span / offline_s},
-                  {"stream_vs_offline", offline_s / stream_s},
-                  {"sops_per_s_of_events", double(sops) / std::max(span, 1e-9)}};
-        say(fmt::format(
-            "  {:<44} {:>9.0f} ev/s  {:>5} windows  real-time factor {:>7.1f}x "
-            "(offline engine {:>7.1f}x, stream/offline speed {:.2f})\n",
-            name, rate, results.size(), span / stream_s, span / offline_s, offline_s / stream_s));
-        sims.push_back(j);
-    };
-    measure("nmnist_test100 (shipped, 100 recordings)", nmnist_stream(nmnist, window_us, 385'000),
-            {34, 34});
-    // The same recordings compressed in time to about 1 M events/s (a DVS128-class rate).
-    {
-        auto fast = nmnist_stream(nmnist, window_us, 4'000'000);
-        const double factor = 1e6 / (double(fast.size()) / span_s(fast));
-        for (auto& e : fast) e.t = std::int64_t(double(e.t) / factor);
-        measure(fmt::format("nmnist_test100 compressed {:.0f}x (~1 M ev/s)", factor), fast,
-                {34, 34});
+        report["simulation"] = sims;
     }
-    for (const char* name :
-         {"aedat4_davis346_trimmed_evl.aedat4", "aedat4_dvxplorer_320x240_tonic.aedat4",
-          "dat_ncars_atis_tonic.dat", "evt3_gen41_hd_expelliarmus.raw"}) {
-        const auto path = fs::path(opt.data) / name;
-        if (!fs::exists(path)) continue;
-        auto reader = io::open_event_file(path);
-        auto events = io::read_all(*reader);
-        if (events.size() < 1000 || !reader->geometry().known()) continue;
-        measure(fmt::format("{} ({}x{} -> 34x34)", name, reader->geometry().width,
-                            reader->geometry().height),
-                std::move(events), reader->geometry());
-    }
-    report["simulation"] = sims;
 
     // ---- 3. window latency ---------------------------------------------------------------------
-    json lat = json::array();
-    for (double speed : {1.0, 10.0, 30.0}) {
-        const auto events = nmnist_stream(
-            nmnist, window_us,
-            std::uint64_t(opt.latency_seconds * speed * 12'600));  // N-MNIST: ~12.6 k ev/s
-        const auto f = tmp.path / fmt::format("latency-{}.h5", speed);
-        io::write_event_file(f, events, "hdf5", wo);
-        auto so = server_options(spec, opt.dt_us);
-        so.idle_flush = std::chrono::milliseconds(50);
-        RunningServer s(net, so);
-        const auto sent = send_to(s.ports.udp, speed, 0, f);
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        auto sum = s.finish();
-        auto windows = s.windows();
-        std::vector<double> l;
-        for (const auto& w : windows) l.push_back(w["latency_ms"].get<double>());
-        // The last window closes by the idle flush, not by a later event: reported apart.
-        const double last = l.empty() ? 0 : l.back();
-        if (!l.empty()) l.pop_back();
-        std::sort(l.begin(), l.end());
-        auto pct = [&](double q) {
-            return l.empty() ? 0.0 : l[std::size_t(q * double(l.size() - 1) + 0.5)];
-        };
-        json j = {{"speed", speed},
-                  {"events", sent.events},
-                  {"received", sum["received"]},
-                  {"windows", windows.size()},
-                  {"latency_ms_median", pct(0.5)},
-                  {"latency_ms_p99", pct(0.99)},
-                  {"latency_ms_max", l.empty() ? 0.0 : l.back()},
-                  {"last_window_latency_ms", last},
-                  {"realtime_factor", sum["realtime_factor"]}};
-        say(
-            fmt::format("latency, replay at {}x over loopback: {} windows, median {:.3f} ms, "
-                        "p99 {:.3f} ms, max {:.3f} ms (last window, closed by the {} ms idle "
-                        "flush: {:.1f} ms); real-time factor {:.1f}x\n",
-                        speed, windows.size(), pct(0.5), pct(0.99), l.empty() ? 0.0 : l.back(),
-                        so.idle_flush.count(), last, sum["realtime_factor"].get<double>()));
-        lat.push_back(j);
+    if (wanted("latency")) {
+        json lat = json::array();
+        for (double speed : {1.0, 10.0, 30.0}) {
+            const auto events = nmnist_stream(
+                nmnist, window_us,
+                std::uint64_t(opt.latency_seconds * speed * 12'600));  // N-MNIST: ~12.6 k ev/s
+            const auto f = tmp.path / fmt::format("latency-{}.raw", speed);
+            io::write_event_file(f, events, "evt2", wo);
+            auto so = server_options(spec, opt.dt_us);
+            so.idle_flush = std::chrono::milliseconds(50);
+            RunningServer s(net, so);
+            datagram = 512;
+            const auto sent = send_file(f, s.ports.udp, speed);
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            auto sum = s.finish();
+            auto windows = s.windows();
+            std::vector<double> l;
+            for (const auto& w : windows) l.push_back(w["latency_ms"].get<double>());
+            // The last window closes by the idle flush, not by a later event: reported apart.
+            const double last = l.empty() ? 0 : l.back();
+            if (!l.empty()) l.pop_back();
+            std::sort(l.begin(), l.end());
+            auto pct = [&](double q) {
+                return l.empty() ? 0.0 : l[std::size_t(q * double(l.size() - 1) + 0.5)];
+            };
+            json j = {{"speed", speed},
+                      {"events", sent.events},
+                      {"received", sum["received"]},
+                      {"windows", windows.size()},
+                      {"latency_ms_median", pct(0.5)},
+                      {"latency_ms_p99", pct(0.99)},
+                      {"latency_ms_max", l.empty() ? 0.0 : l.back()},
+                      {"last_window_latency_ms", last},
+                      {"realtime_factor", sum["realtime_factor"]}};
+            say(
+                fmt::format("latency, replay at {}x over loopback: {} windows, median {:.3f} ms, "
+                            "p99 {:.3f} ms, max {:.3f} ms (last window, closed by the {} ms idle "
+                            "flush: {:.1f} ms); real-time factor {:.1f}x\n",
+                            speed, windows.size(), pct(0.5), pct(0.99), l.empty() ? 0.0 : l.back(),
+                            so.idle_flush.count(), last, sum["realtime_factor"].get<double>()));
+            lat.push_back(j);
+        }
+        report["latency"] = lat;
     }
-    report["latency"] = lat;
     if (!opt.json.empty()) write_text(opt.json, report.dump(2) + "\n");
 }
 
@@ -466,6 +485,9 @@ const RegisterCommand reg("bench stream", [](CLI::App& app) {
     cmd->add_option("--latency-seconds", opt->latency_seconds,
                     "Event time replayed per latency run (default 6)")
         ->check(CLI::Range(0.5, 600.0));
+    cmd->add_option("--parts", opt->parts,
+                    "Which measurements: receive, simulation, latency (default all)")
+        ->check(CLI::IsMember({"receive", "simulation", "latency"}));
     cmd->add_option("--json", opt->json, "Write the figures as JSON to FILE ('-' = stdout)");
     cmd->callback([opt] { bench(*opt); });
 });
