@@ -310,6 +310,9 @@ class TcpServeOutput final : public Output {
 
 }  // namespace
 
+// A sleep costs tens of µs; the sender sleeps only when at least this far ahead of the pace.
+constexpr auto kSleepAhead = std::chrono::microseconds(100);
+
 SendReport send_recording(const SendOptions& o, const std::function<void(int)>& on_listening) {
     if (!(o.speed >= 0) || o.speed > 1e9)
         throw ConfigError(
@@ -338,6 +341,7 @@ SendReport send_recording(const SendOptions& o, const std::function<void(int)>& 
     bool first = true;
     std::int64_t t0 = 0, t_last = 0;
     const auto start = Clock::now();
+    auto now = start;
     std::uint64_t taken = 0;
     bool done = false;
     while (!done && reader->read(chunk) > 0) {
@@ -355,14 +359,21 @@ SendReport send_recording(const SendOptions& o, const std::function<void(int)>& 
             if (paced) {
                 const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(
                                              double(e.t - t0) * 1e3 / o.speed));
-                if (due > Clock::now()) {  // ahead of the pace: send what is due, then wait
-                    if (!batch.empty()) {
-                        out->send(batch, true, r);
-                        batch.clear();
-                    } else {
-                        out->flush(r);
+                // The clock is read only when this event may be ahead of it (behind the pace,
+                // events go out without looking); ahead by more than a sleep costs: send what is
+                // due, then wait.
+                if (due > now) {
+                    now = Clock::now();
+                    if (due > now + kSleepAhead) {
+                        if (!batch.empty()) {
+                            out->send(batch, true, r);
+                            batch.clear();
+                        } else {
+                            out->flush(r);
+                        }
+                        std::this_thread::sleep_until(due);
+                        now = due;
                     }
-                    std::this_thread::sleep_until(due);
                 }
             }
             batch.push_back(e);
