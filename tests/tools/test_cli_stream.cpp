@@ -146,6 +146,34 @@ TEST_CASE("stream serve and send describe themselves; bad options are one line, 
     CHECK(no_dest.err.find("--to") != std::string::npos);
     auto bad_to = run_evformer("stream send x.bin --to localhost");
     CHECK(bad_to.exit_code == 2);
+    for (const char* args : {" --sensor 34", " --bind not-an-address", " --connect no-port",
+                             " --connect host:99999", " --no-udp", " --window 0"}) {
+        CAPTURE(args);
+        auto r = run_evformer("stream serve " + shipped_model + args);
+        CHECK(r.exit_code == 2);
+        CHECK(evformer::test::count_lines(r.err) == 1);
+    }
+    const auto rec = (examples / "data/nmnist_test100/60001.bs2").string();
+    for (const char* args :
+         {" --to 127.0.0.1:3333 --speed -1",
+          " --to 127.0.0.1:3333 --no-timestamps --udp-format t64_x16_y16_on8",
+          " --to 127.0.0.1:3333 --serve-tcp 0", " --to 127.0.0.1:3333 --compression brotli",
+          " --to 127.0.0.1:3333 --transport tcp"}) {  // .bs2: no sensor size
+        CAPTURE(args);
+        auto r = run_evformer("stream send " + rec + args);
+        CHECK(r.exit_code == 2);
+        CHECK(evformer::test::count_lines(r.err) == 1);
+    }
+    auto missing = run_evformer("stream send /nonexistent.h5 --to 127.0.0.1:3333");
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err.find("/nonexistent.h5") != std::string::npos);
+    // A UDP port already taken: one line naming the address, exit 1.
+    Child first({"stream", "serve", shipped_model, "--udp-port", "0", "--stats-interval", "0"});
+    const auto port = std::to_string(start_server(first)["udp_port"].get<int>());
+    auto taken = run_evformer("stream serve " + shipped_model + " --udp-port " + port);
+    CHECK(taken.exit_code == 1);
+    CHECK(taken.err.find("127.0.0.1:" + port) != std::string::npos);
+    stop_server(first);
     auto no_dt = run_evformer("run " + shipped_model + " --split-by duration");
     CHECK(no_dt.exit_code == 2);
     CHECK(no_dt.err.find("--dt") != std::string::npos);
