@@ -321,6 +321,30 @@ TEST_CASE("the dv-processing TCP framing: several senders at once, and the serve
     }
 }
 
+TEST_CASE("faery's UDP layouts and SPIF words without timestamps, end to end") {
+    ScratchDir dir;
+    const auto recs = shipped_recordings(1);
+    write_h5(dir / "r.h5", recs[0]);
+    for (const char* format : {"t64_x16_y16_on8", "t32_x16_y15_on1", "spif"}) {
+        CAPTURE(format);
+        Child server({"stream", "serve", shipped_model, "--udp-port", "0", "--udp-format", format,
+                      "--stats-interval", "0"});
+        const int port = start_server(server)["udp_port"];
+        const std::string extra = std::string(format) == "spif" ? " --no-timestamps" : "";
+        auto sent = run_evformer("stream send " + (dir / "r.h5").string() +
+                                 " --to 127.0.0.1:" + std::to_string(port) + " --udp-format " +
+                                 format + extra + " --speed 20");
+        REQUIRE(sent.exit_code == 0);
+        std::this_thread::sleep_for(300ms);
+        const auto s = stop_server(server);
+        CHECK(u(s, "received") == recs[0].size());
+        CHECK(u(s, "malformed_datagrams") == 0);
+        CHECK(u(s, "stamped_on_arrival") == (extra.empty() ? 0 : recs[0].size()));
+        // Stamped on arrival, the events of a datagram share one time: none is late.
+        CHECK(u(s, "simulated_events") == recs[0].size());
+    }
+}
+
 TEST_CASE("malformed input is counted and skipped; the server keeps serving the others") {
     ScratchDir dir;
     // A small, fast model so that many windows are published.
