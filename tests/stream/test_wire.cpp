@@ -18,9 +18,9 @@ using Bytes = std::vector<std::uint8_t>;
 namespace {
 
 void put_host32(Bytes& b, std::uint32_t v) {
-    const auto at = b.size();
-    b.resize(at + 4);
-    std::memcpy(b.data() + at, &v, 4);
+    std::uint8_t bytes[4];
+    std::memcpy(bytes, &v, 4);
+    b.insert(b.end(), bytes, bytes + 4);
 }
 void put_le16(Bytes& b, std::uint16_t v) {
     b.push_back(std::uint8_t(v));

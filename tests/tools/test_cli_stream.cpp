@@ -377,11 +377,10 @@ TEST_CASE("malformed input is counted and skipped; the server keeps serving the 
     };
     auto spif = [](std::vector<std::uint8_t>& b, std::uint32_t x, std::uint32_t y,
                    std::uint32_t t) {
-        const std::uint32_t w = (x & 0x7FFF) << 16 | (y & 0x7FFF);
-        const auto at = b.size();
-        b.resize(at + 8);
-        std::memcpy(b.data() + at, &w, 4);
-        std::memcpy(b.data() + at + 4, &t, 4);
+        const std::uint32_t words[2] = {(x & 0x7FFF) << 16 | (y & 0x7FFF), t};
+        std::uint8_t bytes[8];
+        std::memcpy(bytes, words, 8);
+        b.insert(b.end(), bytes, bytes + 8);
     };
     // Good events, then garbage: a datagram of 7 bytes, one whose timestamp is missing, events
     // outside the 34x34 sensor, and time going backwards.
