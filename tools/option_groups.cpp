@@ -2,6 +2,8 @@
 
 #include "cli_checks.hpp"
 
+#include <filesystem>
+
 #include "evformer/models/trainer.hpp"
 
 namespace evformer::tools {
@@ -12,18 +14,30 @@ void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_he
                     "(N-MNIST, labels.txt folder, CIFAR10-DVS, N-Caltech101, DVS128 Gesture, "
                     "HDF5 events); default: examples/data/nmnist_test100 for event models, "
                     "fashion-mnist for image models");
-    cmd->add_option("--split", o.split, "train or test (default test)")
+    cmd->add_option("--split", o.split, "train or test (default " + o.split + ")")
         ->check(CLI::IsMember({"train", "test"}));
     cmd->add_option("--split-by", o.split_by,
                     "Event data: cut each recording into T frames of equal event count (number, "
                     "default) or equal duration (time)")
         ->check(CLI::IsMember({"number", "time"}));
-    cmd->add_option("--limit", o.limit, limit_help);
+    if (!limit_help.empty()) cmd->add_option("--limit", o.limit, limit_help);
+}
+
+std::string shipped_path(const std::string& relative) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists(relative, ec)) return relative;
+    const auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto candidate = exe.parent_path().parent_path().parent_path() / relative;
+        if (fs::exists(candidate, ec)) return candidate.string();
+    }
+    return relative;
 }
 
 std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
     if (!o.data.empty()) return o.data;
-    return spec.in_channels == 2 ? kShippedEventData : "fashion-mnist";
+    return spec.in_channels == 2 ? shipped_path(kShippedEventData) : "fashion-mnist";
 }
 
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {

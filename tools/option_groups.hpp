@@ -19,6 +19,12 @@ namespace evformer::tools {
 /// The real N-MNIST test recordings shipped with the project (`examples/data/`).
 inline constexpr const char* kShippedEventData = "examples/data/nmnist_test100";
 
+/// A file or folder shipped in the repository (`examples/…`): the path relative to the working
+/// directory when it exists there, else relative to the source tree the running binary was built
+/// in (`<root>/build/tools/evformer` → `<root>/examples/…`), else `relative` unchanged (so the
+/// error names the path the user would expect).
+std::string shipped_path(const std::string& relative);
+
 /// Values of the dataset option group.
 struct DataOptions {
     /// Empty: chosen from the model (event models: the shipped N-MNIST test recordings;
@@ -30,7 +36,7 @@ struct DataOptions {
 };
 
 /// Declares --data, --split, --split-by and --limit on `cmd`; `limit_help` describes the
-/// default of --limit.
+/// default of --limit (empty: no --limit option). The default split is options.split.
 void add_data_options(CLI::App* cmd, DataOptions& options, const std::string& limit_help);
 
 /// The dataset the options name for a model of `spec` (the default when --data is not given).
