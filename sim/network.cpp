@@ -69,6 +69,9 @@ struct Network::Plan {
     std::vector<float> readout_weight, readout_bias;  ///< [classes][C], [classes]
     std::size_t classes = 0, readout_channels = 0, readout_positions = 0;
     std::size_t largest = 0;  ///< largest signal (scratch size)
+    /// Empty when static images may enter (only conv2d/linear nodes read the input), else the
+    /// name of a node that needs events from it.
+    std::string image_blocker;
 };
 
 namespace {
@@ -252,6 +255,10 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         skip[src] = true;
     }
 
+    for (auto c : g.consumers(g.input_node())) {
+        const auto k = nodes[c].kind;
+        if (k != NodeKind::conv2d && k != NodeKind::linear) P.image_blocker = nodes[c].name;
+    }
     for (auto i : g.order()) {
         const Node& n = nodes[i];
         if (skip[i] || n.kind == NodeKind::input) continue;
@@ -625,6 +632,9 @@ void Simulator::begin(bool keep_state) {
 SampleResult Simulator::run_image(std::span<const float> image, SpikeRecorder* recorder) {
     const Network& net = *net_;
     const auto& P = net.plan();
+    if (!P.image_blocker.empty())
+        throw ConfigError("network: a static image can only enter conv2d or linear nodes, but '" +
+                          P.image_blocker + "' reads the input; give it events");
     if (image.size() != net.input_neurons())
         throw ConfigError("image has " + std::to_string(image.size()) + " values, the network " +
                           "expects " + std::to_string(net.input_neurons()));

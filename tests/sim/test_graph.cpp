@@ -366,6 +366,24 @@ TEST_CASE("every other kind against the dense rule: pools, flatten, merges, scal
     }
 }
 
+TEST_CASE("a static image enters projections only") {
+    sim::Graph g;
+    g.add("in", K::input, {}, input_of(1, 4, 4));
+    g.add("pool", K::max_pool, {"in"}, window(2, 2));
+    g.add("fc", K::linear, {"pool"}, with_out(2));
+    g.add("lif", K::lif, {"fc"});
+    g.add("out", K::readout, {"lif"}, with_out(2));
+    g.validate();
+    fill(g, 8);
+    const sim::Network net(g, 2);
+    sim::Simulator simulator(net);
+    CHECK_THROWS_WITH_AS(simulator.run_image(std::vector<float>(16, 0.5f)),
+                         "network: a static image can only enter conv2d or linear nodes, but "
+                         "'pool' reads the input; give it events",
+                         evformer::ConfigError);
+    CHECK(simulator.run_events(random_frames(2, 16, 1)).time_steps == 2);
+}
+
 TEST_CASE("the report rows and the recorder follow the graph") {
     sim::Graph g;
     g.add("in", K::input, {}, input_of(2, 4, 4));
