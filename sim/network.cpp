@@ -44,6 +44,9 @@ struct Op {
     bool reads_input = false;        ///< a projection reading the graph's input node
     std::size_t neurons = 0;         ///< neuron ops: population size; others: output size
     LifParams lif;                   ///< neuron ops
+    /// merge_events: the op whose residual stream it continues (it is the last reader of that
+    /// op's output, so it adds its other inputs in place), or kNone to start a fresh sum
+    std::size_t continues = kNone;
 };
 
 struct Affine {
@@ -69,6 +72,8 @@ struct Network::Plan {
     std::vector<float> readout_weight, readout_bias;  ///< [classes][C], [classes]
     std::size_t classes = 0, readout_channels = 0, readout_positions = 0;
     std::size_t largest = 0;  ///< largest signal (scratch size)
+    /// node → its current lives in the shared scratch (consumed by the very next op only)
+    std::vector<bool> scratch_current;
     /// Empty when static images may enter (only conv2d/linear nodes read the input), else the
     /// name of a node that needs events from it.
     std::string image_blocker;
@@ -412,6 +417,38 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         P.op_of[i] = P.ops.size();
         P.ops.push_back(std::move(op));
     }
+    // Which op reads each storage last, in execution order.
+    std::vector<std::size_t> last_reader(count, kNone), readers(count, 0);
+    for (std::size_t o = 0; o < P.ops.size(); ++o) {
+        auto ins = P.ops[o].in;
+        std::sort(ins.begin(), ins.end());
+        ins.erase(std::unique(ins.begin(), ins.end()), ins.end());
+        for (auto j : ins) {
+            last_reader[j] = o;
+            ++readers[j];
+        }
+    }
+    // A merge that is the last reader of another merge's output continues its sum in place
+    // (the same events in the same order as a fresh sum, without re-adding them).
+    for (std::size_t o = 0; o < P.ops.size(); ++o) {
+        auto& op = P.ops[o];
+        if (op.kind != OpKind::merge_events) continue;
+        const std::size_t first = op.in[0], src = P.op_of[first];
+        if (src != kNone && P.ops[src].kind == OpKind::merge_events && last_reader[first] == o &&
+            std::count(op.in.begin(), op.in.end(), first) == 1)
+            op.continues = src;
+    }
+    // A current read only by the next op lives in one shared scratch buffer.
+    P.scratch_current.assign(count, false);
+    for (std::size_t o = 0; o + 1 < P.ops.size(); ++o) {
+        const auto& op = P.ops[o];
+        const bool current_op = op.kind == OpKind::conv3x3 || op.kind == OpKind::conv2d ||
+                                op.kind == OpKind::linear || op.kind == OpKind::attention;
+        const auto next = P.ops[o + 1].kind;
+        if (current_op && readers[op.out] == 1 && last_reader[op.out] == o + 1 &&
+            (next == OpKind::lif || next == OpKind::if_neuron))
+            P.scratch_current[op.out] = true;
+    }
     // Linear kernels (plain and fused) once rows are known.
     for (auto& op : P.ops) {
         const bool fused = op.kind == OpKind::lif && fused_linear[op.node] != kNone;
@@ -553,7 +590,8 @@ void SpikeRecorder::clear() {
 
 struct Simulator::State {
     std::vector<EventList> events;                 ///< [node] output events
-    std::vector<std::vector<float>> current;       ///< [node] output currents
+    std::vector<std::vector<float>> current;       ///< [node] output currents (own buffers)
+    std::vector<float*> cur;                       ///< [node] where its current lives
     std::vector<std::vector<float>> v;             ///< [node] membranes of neuron nodes
     std::vector<std::vector<float>> image_cache;   ///< [op] dense projection of the image
     std::vector<std::uint64_t> image_macs;         ///< [op]
@@ -611,6 +649,16 @@ Simulator::Simulator(const Network& net) : net_(&net), s_(new State) {
     s.seen.assign(P.largest, 0);
     s.sums.assign(P.largest, 0);
     s.acc.assign(P.largest, 0.f);
+    s.cur.assign(nodes.size(), nullptr);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (P.scratch_current[i]) {
+            s.current[i].clear();
+            s.current[i].shrink_to_fit();
+            s.cur[i] = s.acc.data();
+        } else {
+            s.cur[i] = s.current[i].data();
+        }
+    }
     s.readout_sum.assign(P.readout_channels, 0.0);
 }
 
@@ -736,7 +784,7 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
             case OpKind::conv3x3:
             case OpKind::conv2d:
             case OpKind::linear: {
-                float* acc = s.current[op.out].data();
+                float* acc = s.cur[op.out];
                 auto& c = count[op.row];
                 if (op.reads_input && s.image) {
                     std::copy(s.image_cache[o].begin(), s.image_cache[o].end(), acc);
@@ -774,7 +822,7 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
             case OpKind::lif: {
                 auto& ev = s.events[op.out];
                 ev.clear();
-                lif_step(op.lif, s.v[op.node].data(), s.current[op.in[0]].data(), op.neurons, ev);
+                lif_step(op.lif, s.v[op.node].data(), s.cur[op.in[0]], op.neurons, ev);
                 emit(op, ev);
                 break;
             }
@@ -782,7 +830,7 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
                 auto& ev = s.events[op.out];
                 ev.clear();
                 float* v = s.v[op.node].data();
-                const float* x = s.current[op.in[0]].data();
+                const float* x = s.cur[op.in[0]];
                 for (std::size_t i = 0; i < op.neurons; ++i) {
                     const float u = if_charge(v[i], x[i]);
                     const bool fire = fires(u, op.lif);
@@ -795,8 +843,8 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
             case OpKind::attention: {
                 const auto& q = events_of(op.in[0]);
                 const auto& v = events_of(op.in[2]);
-                const auto ac = attend(P.attn[op.kernel], q, events_of(op.in[1]), v,
-                                       s.current[op.out].data(), s.attention[op.kernel]);
+                const auto ac = attend(P.attn[op.kernel], q, events_of(op.in[1]), v, s.cur[op.out],
+                                       s.attention[op.kernel]);
                 auto& c = count[op.row];
                 c.sops += ac.sops_qk + ac.sops_av;
                 c.input_events += q.size() + v.size();
@@ -805,8 +853,8 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
             }
             case OpKind::affine_current: {
                 const auto& a = P.affine[op.kernel];
-                const float* x = s.current[op.in[0]].data();
-                float* y = s.current[op.out].data();
+                const float* x = s.cur[op.in[0]];
+                float* y = s.cur[op.out];
                 const std::size_t ch = a.channels;
                 for (std::size_t i = 0; i < op.neurons; ++i)
                     y[i] = a.shift.empty() ? x[i] * a.gain[i % ch]
@@ -820,18 +868,23 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
                 P.pools[op.kernel].apply_sum(events_of(op.in[0]), s.events[op.out], s.sums);
                 break;
             case OpKind::merge_events: {
-                auto& stream = s.streams[o];
-                stream.clear();
-                for (auto j : op.in) stream.add(events_of(j));
+                std::size_t slot = o;
+                while (P.ops[slot].continues != kNone) slot = P.ops[slot].continues;
+                auto& stream = s.streams[slot];
+                if (op.continues == kNone) {
+                    stream.clear();
+                    stream.add(events_of(op.in[0]));
+                }
+                for (std::size_t e = 1; e < op.in.size(); ++e) stream.add(events_of(op.in[e]));
                 const auto& shape = P.graph.nodes()[op.node].shape;
                 stream.to_events_by_token(s.events[op.out], shape.channels);
                 break;
             }
             case OpKind::merge_currents: {
-                float* y = s.current[op.out].data();
+                float* y = s.cur[op.out];
                 std::fill(y, y + op.neurons, 0.f);
                 for (auto j : op.in) {
-                    const float* x = s.current[j].data();
+                    const float* x = s.cur[j];
                     for (std::size_t i = 0; i < op.neurons; ++i) y[i] += x[i];
                 }
                 break;
@@ -848,8 +901,8 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
                         y.push(static_cast<std::uint32_t>((n % c) * hw + n / c), x.count[e]);
                     }
                 } else {
-                    const float* x = s.current[op.in[0]].data();
-                    float* y = s.current[op.out].data();
+                    const float* x = s.cur[op.in[0]];
+                    float* y = s.cur[op.out];
                     for (std::size_t n = 0; n < c * hw; ++n) y[(n % c) * hw + n / c] = x[n];
                 }
                 break;
