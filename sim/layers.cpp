@@ -357,28 +357,58 @@ SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t
       out_h_(height + 2 * padding < kernel ? 0 : (height + 2 * padding - kernel) / stride + 1),
       out_w_(width + 2 * padding < kernel ? 0 : (width + 2 * padding - kernel) / stride + 1) {}
 
-template <class F>
-void SpikeMaxPool::for_each_reach(const EventList& in, F&& f) const {
-    // The window is decoded once per run of events at one input position; the outputs are
-    // reached in the same order as event by event. Output p's window covers inputs
-    // p·s − pad … p·s − pad + k − 1.
+namespace {
+
+// Pool windows with the sizes known at compile time (the Spikformer's 3×3 / 2 / 1: divisions by
+// 2 become shifts) or at run time.
+template <std::size_t K, std::size_t S, std::size_t P>
+struct FixedWindow {
+    static constexpr std::size_t k() { return K; }
+    static constexpr std::size_t s() { return S; }
+    static constexpr std::size_t p() { return P; }
+};
+struct AnyWindow {
+    std::size_t k_, s_, p_;
+    std::size_t k() const { return k_; }
+    std::size_t s() const { return s_; }
+    std::size_t p() const { return p_; }
+};
+
+// Calls f(output neuron, event index) for every output of a channel-last map of c channels and
+// width w each event reaches. The window is decoded once per run of events at one input
+// position; outputs are reached in the same order as event by event. Output o's window covers
+// inputs o·s − p … o·s − p + k − 1.
+template <class Win, class F>
+void reach_outputs(const EventList& in, std::size_t c_, std::size_t w_, std::size_t out_h,
+                   std::size_t out_w, Win win, F&& f) {
     const std::size_t events = in.size();
+    const std::size_t k = win.k(), s = win.s(), p = win.p();
     for (std::size_t e0 = 0; e0 < events;) {
         const std::size_t pos = in.neuron[e0] / c_, base = pos * c_;
         std::size_t e1 = e0 + 1;
         while (e1 < events && in.neuron[e1] - base < c_) ++e1;
         const std::size_t y = pos / w_, x = pos - y * w_;
-        const std::size_t py_lo = y + p_ + 1 > k_ ? (y + p_ + 1 - k_ + s_ - 1) / s_ : 0;
-        const std::size_t px_lo = x + p_ + 1 > k_ ? (x + p_ + 1 - k_ + s_ - 1) / s_ : 0;
-        const std::size_t py_hi = std::min((y + p_) / s_, out_h_ - 1);
-        const std::size_t px_hi = std::min((x + p_) / s_, out_w_ - 1);
+        const std::size_t py_lo = y + p + 1 > k ? (y + p + 1 - k + s - 1) / s : 0;
+        const std::size_t px_lo = x + p + 1 > k ? (x + p + 1 - k + s - 1) / s : 0;
+        const std::size_t py_hi = std::min((y + p) / s, out_h - 1);
+        const std::size_t px_hi = std::min((x + p) / s, out_w - 1);
         for (std::size_t e = e0; e < e1; ++e) {
-            const std::size_t c = in.neuron[e] - base;
+            const std::size_t ch = in.neuron[e] - base;
             for (std::size_t py = py_lo; py <= py_hi; ++py)
-                for (std::size_t px = px_lo; px <= px_hi; ++px) f((py * out_w_ + px) * c_ + c, e);
+                for (std::size_t px = px_lo; px <= px_hi; ++px) f((py * out_w + px) * c_ + ch, e);
         }
         e0 = e1;
     }
+}
+
+}  // namespace
+
+template <class F>
+void SpikeMaxPool::for_each_reach(const EventList& in, F&& f) const {
+    if (k_ == 3 && s_ == 2 && p_ == 1)
+        reach_outputs(in, c_, w_, out_h_, out_w_, FixedWindow<3, 2, 1>{}, f);
+    else
+        reach_outputs(in, c_, w_, out_h_, out_w_, AnyWindow{k_, s_, p_}, f);
 }
 
 void SpikeMaxPool::apply(const EventList& in, EventList& out,
