@@ -227,7 +227,10 @@ void TrainConfig::validate() const {
         fail("beta1 and beta2 must lie in [0, 1)");
     if (!(adam_eps > 0)) fail("adam_eps must be > 0");
     if (!(warmup_epochs >= 0) || warmup_epochs > double(epochs))
-        fail("warmup_epochs must lie in [0, epochs]");
+        fail(
+            fmt::format("warmup_epochs = {} must lie in [0, epochs = {}] (with fewer --epochs than "
+                        "a recipe's warm-up, give --warmup-epochs too)",
+                        warmup_epochs, epochs));
     if (!(label_smoothing >= 0 && label_smoothing < 1)) fail("label_smoothing must lie in [0, 1)");
     if (crop_pad > 8) fail("crop_pad must be at most 8");
     if (eval_batch < 1) fail("eval_batch must be at least 1");

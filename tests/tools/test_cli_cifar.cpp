@@ -113,6 +113,12 @@ TEST_CASE("train --model takes the preset's model and recipe and the classes fro
     const auto e = run_evformer("eval " + model.string() + " --data " + (dir / "c100").string() +
                                 " --label coarse --json -");
     REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    // the engine simulates the colour images event by event (first conv real-valued: MACs)
+    const auto run = run_evformer("run " + model.string() + " --data " + (dir / "c100").string() +
+                                  " --label coarse --json -");
+    REQUIRE_MESSAGE(run.exit_code == 0, run.err);
+    const auto report = nlohmann::json::parse(run.out);
+    CHECK(report["samples"] == 1);
     const auto fine = run_evformer("eval " + model.string() + " --data " + (dir / "c100").string());
     CHECK(fine.exit_code == 2);
     CHECK(count_lines(fine.err) == 1);
@@ -138,4 +144,39 @@ TEST_CASE("a preset keeps its input: CIFAR images do not fit the 1x28x28 default
     CHECK(r.exit_code == 2);
     CHECK(count_lines(r.err) == 1);
     CHECK(has(r.err, "the model expects inputs of 1x28x28"));
+}
+
+TEST_CASE("a short run of a preset whose warm-up is longer names both settings") {
+    ScratchDir dir;
+    evformer::test::write_cifar10(dir / "c10");
+    const auto r =
+        run_evformer("train --model spikformer-4-384-cifar --data " + (dir / "c10").string() +
+                     " --epochs 1 --out " + (dir / "m.h5").string());
+    CHECK(r.exit_code == 2);
+    CHECK(count_lines(r.err) == 1);
+    CHECK(has(r.err, "warmup_epochs = 20 must lie in [0, epochs = 1]"));
+}
+
+TEST_CASE("the DVS preset on event recordings keeps its pooling and scale, classes from the data") {
+    const std::filesystem::path events = EVFORMER_EVENTS_DATA;
+    const auto test100 =
+        std::filesystem::path(EVFORMER_SOURCE_DIR) / "examples/data/nmnist_test100";
+    if (!std::filesystem::exists(events / "nmnist_train900")) return;
+    ScratchDir dir;
+    const auto model = dir / "dvs.h5";
+    // 34x34 N-MNIST frames at the preset's pooling after all four stages, shrunk by flags
+    const auto t =
+        run_evformer("train --model spikformer-2-256-dvs128 --data " +
+                     (events / "nmnist_train900").string() + " --test-data " + test100.string() +
+                     " --input-size 32x32 --dim 16 --heads 2 --blocks 1 --time-steps 2 "
+                     "--epochs 1 --warmup-epochs 0 --batch 2 --limit-train 4 --out " +
+                     model.string());
+    REQUIRE_MESSAGE(t.exit_code == 0, t.err);
+    const auto w = evformer::models::load_weights(model);
+    CHECK(w.spec.in_channels == 2);
+    CHECK(w.spec.in_height == 32);
+    CHECK(w.spec.pool_after == std::array<bool, 4>{true, true, true, true});
+    CHECK(w.spec.attention.scale == 0.25);
+    CHECK(w.spec.classes == 10);
+    CHECK(w.spec.time_steps == 2);
 }
