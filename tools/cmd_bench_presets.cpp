@@ -13,7 +13,9 @@
 
 #include "cli_checks.hpp"
 #include "command.hpp"
+#include "evformer/io/samples.hpp"
 #include "evformer/models/builder.hpp"
+#include "evformer/models/builder_run.hpp"
 #include "evformer/models/network.hpp"
 #include "evformer/models/presets.hpp"
 #include "evformer/sim/network.hpp"
@@ -33,21 +35,34 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One random sample in the dense layout: an image [C, H, W] of uniform pixels in [0, 1], or event
-// frames [T, C, H, W] in which each pixel and polarity carries 1-3 events with probability 1/10
-// per frame (CIFAR10-DVS recordings bin to a few thousand events per 128x128 frame at T = 16).
-std::vector<float> random_sample(const models::ModelSpec& s, std::mt19937& rng) {
-    const std::size_t plane = s.in_channels * s.in_height * s.in_width;
+// One random sample of the spec's input in both executors' forms: an image of uniform 8-bit
+// pixels (dense: pixel/255 as [C, H, W]), or T event frames in which each pixel and polarity
+// carries 1-3 events with probability 1/10 per frame (dense: [T, C, H, W] counts; CIFAR10-DVS
+// recordings bin to a few thousand events per 128x128 frame at T = 16).
+struct Sample {
+    std::vector<float> dense;
+    std::vector<std::uint8_t> pixels;
+    io::SparseFrames events;
+};
+
+Sample random_sample(const models::ModelSpec& s, std::mt19937& rng) {
+    Sample out;
     if (s.in_channels != 2) {
-        std::uniform_real_distribution<float> u(0.f, 1.f);
-        std::vector<float> x(plane);
-        for (auto& v : x) v = u(rng);
-        return x;
+        out.pixels.resize(s.in_channels * s.in_height * s.in_width);
+        for (auto& p : out.pixels) p = static_cast<std::uint8_t>(rng() % 256);
+        for (auto p : out.pixels) out.dense.push_back(float(p) / 255.f);
+        return out;
     }
-    std::vector<float> x(s.time_steps * plane, 0.f);
-    for (auto& v : x)
+    io::FrameTensor f;
+    f.frames = s.time_steps;
+    f.height = s.in_height;
+    f.width = s.in_width;
+    f.data.assign(s.time_steps * 2 * s.in_height * s.in_width, 0.f);
+    for (auto& v : f.data)
         if (rng() % 10 == 0) v = float(1 + rng() % 3);
-    return x;
+    out.events = io::SparseFrames::from_dense(f);
+    out.dense = std::move(f.data);
+    return out;
 }
 
 struct PresetTiming {
@@ -71,7 +86,7 @@ PresetTiming time_preset(const models::ModelPreset& preset, const BenchPresetsOp
     std::vector<float> batch;
     std::vector<int> labels;
     for (std::size_t i = 0; i < opt.batch; ++i) {
-        const auto x = random_sample(spec, rng);
+        const auto x = random_sample(spec, rng).dense;
         batch.insert(batch.end(), x.begin(), x.end());
         labels.push_back(static_cast<int>(i % spec.classes));
     }
@@ -81,32 +96,15 @@ PresetTiming time_preset(const models::ModelPreset& preset, const BenchPresetsOp
     net.train_step(batch.data(), labels.data(), opt.batch, {}, layout);
     t.train_step_s = seconds_since(t0);
 
-    // the engine: one sample on one thread, input as simulate_dataset gives it
+    // the engine: one sample on one thread, its input converted as `evformer run` converts it
     const auto x = random_sample(spec, rng);
     const auto engine = models::build_network(weights);
     sim::Simulator simulator(engine);
-    const std::size_t c_n = spec.in_channels, hw = spec.in_height * spec.in_width;
-    sim::SampleResult r;
-    if (!events) {
-        std::vector<float> image(c_n * hw);
-        for (std::size_t c = 0; c < c_n; ++c)
-            for (std::size_t p = 0; p < hw; ++p) image[p * c_n + c] = x[c * hw + p];
-        const auto t1 = std::chrono::steady_clock::now();
-        r = simulator.run_image(image);
-        t.engine_sample_s = seconds_since(t1);
-    } else {
-        std::vector<sim::EventList> frames(spec.time_steps);
-        for (std::size_t s = 0; s < spec.time_steps; ++s)
-            for (std::size_t p = 0; p < hw; ++p)
-                for (std::size_t c = 0; c < c_n; ++c)
-                    if (const float v = x[(s * c_n + c) * hw + p]; v > 0) {
-                        frames[s].neuron.push_back(static_cast<std::uint32_t>(p * c_n + c));
-                        frames[s].count.push_back(static_cast<std::uint16_t>(v));
-                    }
-        const auto t1 = std::chrono::steady_clock::now();
-        r = simulator.run_events(frames);
-        t.engine_sample_s = seconds_since(t1);
-    }
+    const auto image = events ? std::vector<float>{} : models::image_currents(x.pixels, spec);
+    const auto frames = events ? models::engine_events(x.events) : std::vector<sim::EventList>{};
+    const auto t1 = std::chrono::steady_clock::now();
+    const auto r = events ? simulator.run_events(frames) : simulator.run_image(image);
+    t.engine_sample_s = seconds_since(t1);
     const auto total = r.total();
     t.sops = total.sops;
     t.macs = total.macs;  // attention SOPs are part of the attn_lif layer's count

@@ -6,11 +6,14 @@
 #include <cmath>
 #include <random>
 
+#include "evformer/io/samples.hpp"
 #include "evformer/models/builder.hpp"
+#include "evformer/models/builder_run.hpp"
 #include "evformer/models/network.hpp"
 #include "evformer/models/presets.hpp"
 #include "evformer/sim/network.hpp"
 
+namespace io = evformer::io;
 namespace m = evformer::models;
 namespace sim = evformer::sim;
 
@@ -20,44 +23,41 @@ bool event_input(const m::ModelSpec& s) {
     return s.in_channels == 2;
 }
 
-// One random sample in the dense layout: an image [C, H, W] in [0, 1], or event frames
-// [T, C, H, W] where a tenth of the pixels carry 1-3 events per frame.
-std::vector<float> random_sample(const m::ModelSpec& s, std::uint32_t seed) {
+// One random sample of the spec's input in both executors' forms: an image of uniform 8-bit
+// pixels (dense: pixel/255 as [C, H, W]), or T event frames in which each pixel and polarity holds
+// 1-3 events with probability 1/10 (dense: [T, C, H, W] counts).
+struct Sample {
+    std::vector<float> dense;
+    std::vector<std::uint8_t> pixels;
+    io::SparseFrames events;
+};
+
+Sample random_sample(const m::ModelSpec& s, std::uint32_t seed) {
     std::mt19937 rng(seed);
-    const std::size_t plane = s.in_channels * s.in_height * s.in_width;
+    Sample out;
     if (!event_input(s)) {
-        std::uniform_real_distribution<float> u(0.f, 1.f);
-        std::vector<float> x(plane);
-        for (auto& v : x) v = u(rng);
-        return x;
+        out.pixels.resize(s.in_channels * s.in_height * s.in_width);
+        for (auto& p : out.pixels) p = static_cast<std::uint8_t>(rng() % 256);
+        for (auto p : out.pixels) out.dense.push_back(float(p) / 255.f);
+        return out;
     }
-    std::vector<float> x(s.time_steps * plane, 0.f);
-    for (auto& v : x)
+    io::FrameTensor f;
+    f.frames = s.time_steps;
+    f.height = s.in_height;
+    f.width = s.in_width;
+    f.data.assign(s.time_steps * 2 * s.in_height * s.in_width, 0.f);
+    for (auto& v : f.data)
         if (rng() % 10 == 0) v = float(1 + rng() % 3);
-    return x;
+    out.events = io::SparseFrames::from_dense(f);
+    out.dense = std::move(f.data);
+    return out;
 }
 
-// The engine's input of the same sample: channel-last currents, or per-step event lists with
-// neuron (y·W + x)·C + c.
-sim::SampleResult simulate(const sim::Network& net, const m::ModelSpec& s,
-                           const std::vector<float>& x) {
+// The engine's run of the sample, its input converted as `evformer run` converts it.
+sim::SampleResult simulate(const sim::Network& net, const m::ModelSpec& s, const Sample& x) {
     sim::Simulator simulator(net);
-    const std::size_t c_n = s.in_channels, hw = s.in_height * s.in_width;
-    if (!event_input(s)) {
-        std::vector<float> image(c_n * hw);
-        for (std::size_t c = 0; c < c_n; ++c)
-            for (std::size_t p = 0; p < hw; ++p) image[p * c_n + c] = x[c * hw + p];
-        return simulator.run_image(image);
-    }
-    std::vector<sim::EventList> frames(s.time_steps);
-    for (std::size_t t = 0; t < s.time_steps; ++t)
-        for (std::size_t p = 0; p < hw; ++p)
-            for (std::size_t c = 0; c < c_n; ++c)
-                if (const float v = x[(t * c_n + c) * hw + p]; v > 0) {
-                    frames[t].neuron.push_back(static_cast<std::uint32_t>(p * c_n + c));
-                    frames[t].count.push_back(static_cast<std::uint16_t>(v));
-                }
-    return simulator.run_events(frames);
+    if (!event_input(s)) return simulator.run_image(m::image_currents(x.pixels, s));
+    return simulator.run_events(m::engine_events(x.events));
 }
 
 bool all_finite(const std::vector<float>& v) {
@@ -78,8 +78,8 @@ TEST_CASE("every preset trains one step and simulates one sample on random weigh
 
         // one training step (forward and backward) on a batch of two
         m::DenseSpikformer net(weights);
-        auto batch = random_sample(spec, 1);
-        const auto second = random_sample(spec, 2);
+        auto batch = random_sample(spec, 1).dense;
+        const auto second = random_sample(spec, 2).dense;
         batch.insert(batch.end(), second.begin(), second.end());
         const int labels[2] = {0, int(spec.classes - 1)};
         const auto step = net.train_step(batch.data(), labels, 2, {}, layout);
@@ -100,7 +100,7 @@ TEST_CASE("every preset trains one step and simulates one sample on random weigh
         const auto x = random_sample(spec, 3);
         m::DenseSpikformer dense(weights);
         m::SpikeProbe probe;
-        const auto logits = dense.forward_eval(x.data(), 1, &probe, layout);
+        const auto logits = dense.forward_eval(x.dense.data(), 1, &probe, layout);
         const auto engine_net = m::build_network(weights);
         const auto r = simulate(engine_net, spec, x);
         REQUIRE(r.logits.size() == spec.classes);
