@@ -90,59 +90,57 @@ void run_train(TrainCli& cli) {
     if (given("--time-steps")) cfg.model.time_steps = f.model.time_steps;
     if (given("--lambda")) cfg.model.attention.lambda = f.model.attention.lambda;
     if (given("--scale")) cfg.model.attention.scale = f.model.attention.scale;
-    if (cli.config_file.empty()) {
-        // The input and the classes come from the data. Without --model: CIFAR gives 3x32x32
-        // colour images; event data two polarity channels at the sensor size (or --crop /
-        // --input-size), T = 16 unless --time-steps is given, and pooling after all four SPS
-        // stages for inputs larger than 64 pixels (the Spikformer's 128x128 DVS setting: 8x8
-        // tokens), else after stages 2-4 (34x34 N-MNIST: 5x5 tokens). A preset keeps its input
-        // (a mismatch is reported when the data opens) and takes only the class count.
+    if (const auto cifar = io::find_cifar(io::resolve_dataset_dir(cfg.data));
+        cifar && cli.config_file.empty()) {
+        // CIFAR: 3x32x32 colour images (a preset keeps its input) and the classes of the labels
+        if (!preset) {
+            cfg.model.in_channels = io::kCifarChannels;
+            cfg.model.in_height = cfg.model.in_width = io::kCifarSide;
+        }
+        cfg.model.classes = io::cifar_classes(cifar->version, io::parse_cifar_label(cfg.label));
+    }
+    if (cli.config_file.empty() && !io::is_image_dataset(cfg.data)) {
+        // Event data: two polarity channels at the sensor size (or --input-size), T = 16, and
+        // as many classes as the dataset has; pooling after all four SPS stages for inputs
+        // larger than 64 pixels (the Spikformer's 128x128 DVS setting: 8x8 tokens), else after
+        // stages 2-4 (34x34 N-MNIST: 5x5 tokens). A preset keeps its input size (unless
+        // --input-size), T and pooling, and takes the class count.
+        const auto ds = io::open_event_dataset(io::resolve_dataset_dir(cfg.data));
         auto& m = cfg.model;
-        const auto dir = io::resolve_dataset_dir(cfg.data);
-        if (const auto cifar = io::find_cifar(dir)) {
+        if (!preset) {
+            m.in_channels = 2;
+            m.in_width = ds.sensor.width;
+            m.in_height = ds.sensor.height;
+        }
+        if (!cli.crop.empty()) {
+            unsigned v[4] = {};
+            char c[3] = {};
+            char extra = 0;
+            if (std::sscanf(cli.crop.c_str(), "%u%c%u%c%u%c%u%c", &v[0], &c[0], &v[1], &c[1], &v[2],
+                            &c[2], &v[3], &extra) != 7 ||
+                c[0] != ',' || c[1] != ',' || c[2] != ',' || v[2] == 0 || v[3] == 0)
+                throw ConfigError("--crop '" + cli.crop +
+                                  "': expected X,Y,WIDTH,HEIGHT in sensor pixels, e.g. 0,0,64,64");
+            m.input_crop = {v[0], v[1], v[2], v[3]};
             if (!preset) {
-                m.in_channels = io::kCifarChannels;
-                m.in_height = m.in_width = io::kCifarSide;
+                m.in_width = v[2];
+                m.in_height = v[3];
             }
-            m.classes = io::cifar_classes(cifar->version, io::parse_cifar_label(cfg.label));
-        } else if (!io::is_image_dataset(cfg.data)) {
-            const auto ds = io::open_event_dataset(dir);
-            if (!preset) {
-                m.in_channels = 2;
-                m.in_width = ds.sensor.width;
-                m.in_height = ds.sensor.height;
-            }
-            if (!cli.crop.empty()) {
-                unsigned v[4] = {};
-                char c[3] = {};
-                char extra = 0;
-                if (std::sscanf(cli.crop.c_str(), "%u%c%u%c%u%c%u%c", &v[0], &c[0], &v[1], &c[1],
-                                &v[2], &c[2], &v[3], &extra) != 7 ||
-                    c[0] != ',' || c[1] != ',' || c[2] != ',' || v[2] == 0 || v[3] == 0)
-                    throw ConfigError(
-                        "--crop '" + cli.crop +
-                        "': expected X,Y,WIDTH,HEIGHT in sensor pixels, e.g. 0,0,64,64");
-                m.input_crop = {v[0], v[1], v[2], v[3]};
-                if (!preset) {
-                    m.in_width = v[2];
-                    m.in_height = v[3];
-                }
-            }
-            if (!cli.input_size.empty()) {
-                unsigned w = 0, h = 0;
-                char x = 0, extra = 0;
-                if (std::sscanf(cli.input_size.c_str(), "%u%c%u%c", &w, &x, &h, &extra) != 3 ||
-                    x != 'x' || w == 0 || h == 0)
-                    throw ConfigError("--input-size '" + cli.input_size +
-                                      "': expected WxH, e.g. 64x64");
-                m.in_width = w;
-                m.in_height = h;
-            }
-            m.classes = ds.classes.size();
-            if (!preset) {
-                if (!given("--time-steps")) m.time_steps = 16;
-                m.pool_after = {std::min(m.in_width, m.in_height) > 64, true, true, true};
-            }
+        }
+        if (!cli.input_size.empty()) {
+            unsigned w = 0, h = 0;
+            char x = 0, extra = 0;
+            if (std::sscanf(cli.input_size.c_str(), "%u%c%u%c", &w, &x, &h, &extra) != 3 ||
+                x != 'x' || w == 0 || h == 0)
+                throw ConfigError("--input-size '" + cli.input_size +
+                                  "': expected WxH, e.g. 64x64");
+            m.in_width = w;
+            m.in_height = h;
+        }
+        m.classes = ds.classes.size();
+        if (!preset) {
+            if (!given("--time-steps")) m.time_steps = 16;
+            m.pool_after = {std::min(m.in_width, m.in_height) > 64, true, true, true};
         }
     }
     if (given("--pool-after")) {
