@@ -7,17 +7,15 @@
 
 #include <chrono>
 #include <cstdio>
-#include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_checks.hpp"
 #include "command.hpp"
-#include "evformer/io/samples.hpp"
 #include "evformer/models/builder.hpp"
-#include "evformer/models/builder_run.hpp"
 #include "evformer/models/network.hpp"
 #include "evformer/models/presets.hpp"
+#include "evformer/models/random_input.hpp"
 #include "evformer/sim/network.hpp"
 
 namespace evformer::tools {
@@ -35,36 +33,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One random sample of the spec's input in both executors' forms: an image of uniform 8-bit
-// pixels (dense: pixel/255 as [C, H, W]), or T event frames in which each pixel and polarity
-// carries 1-3 events with probability 1/10 per frame (dense: [T, C, H, W] counts; CIFAR10-DVS
-// recordings bin to a few thousand events per 128x128 frame at T = 16).
-struct Sample {
-    std::vector<float> dense;
-    std::vector<std::uint8_t> pixels;
-    io::SparseFrames events;
-};
-
-Sample random_sample(const models::ModelSpec& s, std::mt19937& rng) {
-    Sample out;
-    if (s.in_channels != 2) {
-        out.pixels.resize(s.in_channels * s.in_height * s.in_width);
-        for (auto& p : out.pixels) p = static_cast<std::uint8_t>(rng() % 256);
-        for (auto p : out.pixels) out.dense.push_back(float(p) / 255.f);
-        return out;
-    }
-    io::FrameTensor f;
-    f.frames = s.time_steps;
-    f.height = s.in_height;
-    f.width = s.in_width;
-    f.data.assign(s.time_steps * 2 * s.in_height * s.in_width, 0.f);
-    for (auto& v : f.data)
-        if (rng() % 10 == 0) v = float(1 + rng() % 3);
-    out.events = io::SparseFrames::from_dense(f);
-    out.dense = std::move(f.data);
-    return out;
-}
-
 struct PresetTiming {
     std::size_t parameters = 0;
     double train_step_s = 0;
@@ -77,7 +45,6 @@ PresetTiming time_preset(const models::ModelPreset& preset, const BenchPresetsOp
     const bool events = spec.in_channels == 2;
     const auto layout =
         events ? models::InputLayout::event_frames : models::InputLayout::static_image;
-    std::mt19937 rng(11);
     const auto weights = models::random_weights(spec, 7);
     PresetTiming t;
     t.parameters = models::trainable_parameter_count(spec);
@@ -86,7 +53,7 @@ PresetTiming time_preset(const models::ModelPreset& preset, const BenchPresetsOp
     std::vector<float> batch;
     std::vector<int> labels;
     for (std::size_t i = 0; i < opt.batch; ++i) {
-        const auto x = random_sample(spec, rng).dense;
+        const auto x = models::random_input(spec, layout, 11 + i).dense;
         batch.insert(batch.end(), x.begin(), x.end());
         labels.push_back(static_cast<int>(i % spec.classes));
     }
@@ -97,13 +64,11 @@ PresetTiming time_preset(const models::ModelPreset& preset, const BenchPresetsOp
     t.train_step_s = seconds_since(t0);
 
     // the engine: one sample on one thread, its input converted as `evformer run` converts it
-    const auto x = random_sample(spec, rng);
+    const auto x = models::random_input(spec, layout, 3);
     const auto engine = models::build_network(weights);
     sim::Simulator simulator(engine);
-    const auto image = events ? std::vector<float>{} : models::image_currents(x.pixels, spec);
-    const auto frames = events ? models::engine_events(x.events) : std::vector<sim::EventList>{};
     const auto t1 = std::chrono::steady_clock::now();
-    const auto r = events ? simulator.run_events(frames) : simulator.run_image(image);
+    const auto r = x.simulate(simulator, spec);
     t.engine_sample_s = seconds_since(t1);
     const auto total = r.total();
     t.sops = total.sops;

@@ -8,6 +8,7 @@
 
 #include "evformer/error.hpp"
 #include "evformer/models/presets.hpp"
+#include "evformer/models/random_input.hpp"
 
 namespace m = evformer::models;
 
@@ -167,4 +168,24 @@ TEST_CASE("preset_config carries the recipe into a valid training configuration"
     // the default preset's recipe is the trainer's defaults
     const auto d = m::preset_config(m::find_model_preset("spikformer-2-64"));
     CHECK(d.to_json() == m::TrainConfig{}.to_json());
+}
+
+TEST_CASE("random input is repeatable and gives both executors the same sample") {
+    const auto& dvs = m::find_model_preset("spikformer-2-256-dvs128").spec;
+    const auto a = m::random_input(dvs, m::InputLayout::event_frames, 5);
+    CHECK(a.dense == m::random_input(dvs, m::InputLayout::event_frames, 5).dense);
+    CHECK(a.dense != m::random_input(dvs, m::InputLayout::event_frames, 6).dense);
+    REQUIRE(a.dense.size() == 16 * 2 * 128 * 128);
+    double total = 0;
+    for (float v : a.dense) total += v;
+    CHECK(double(a.events.events()) == total);
+    CHECK(a.events.frames == 16);
+    // a tenth of the pixels with 1-3 events: about 6 550 events per frame
+    CHECK(total / 16 == doctest::Approx(6554).epsilon(0.05));
+
+    const auto& cifar = m::find_model_preset("spikformer-4-384-cifar").spec;
+    const auto img = m::random_input(cifar, m::InputLayout::static_image, 5);
+    REQUIRE(img.pixels.size() == 3 * 32 * 32);
+    CHECK(img.dense[1000] == float(img.pixels[1000]) / 255.f);
+    CHECK_THROWS_AS(m::random_input(cifar, m::InputLayout::event_frames, 5), evformer::ConfigError);
 }

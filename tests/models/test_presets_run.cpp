@@ -4,16 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <random>
 
-#include "evformer/io/samples.hpp"
 #include "evformer/models/builder.hpp"
-#include "evformer/models/builder_run.hpp"
 #include "evformer/models/network.hpp"
 #include "evformer/models/presets.hpp"
+#include "evformer/models/random_input.hpp"
 #include "evformer/sim/network.hpp"
 
-namespace io = evformer::io;
 namespace m = evformer::models;
 namespace sim = evformer::sim;
 
@@ -21,43 +18,6 @@ namespace {
 
 bool event_input(const m::ModelSpec& s) {
     return s.in_channels == 2;
-}
-
-// One random sample of the spec's input in both executors' forms: an image of uniform 8-bit
-// pixels (dense: pixel/255 as [C, H, W]), or T event frames in which each pixel and polarity holds
-// 1-3 events with probability 1/10 (dense: [T, C, H, W] counts).
-struct Sample {
-    std::vector<float> dense;
-    std::vector<std::uint8_t> pixels;
-    io::SparseFrames events;
-};
-
-Sample random_sample(const m::ModelSpec& s, std::uint32_t seed) {
-    std::mt19937 rng(seed);
-    Sample out;
-    if (!event_input(s)) {
-        out.pixels.resize(s.in_channels * s.in_height * s.in_width);
-        for (auto& p : out.pixels) p = static_cast<std::uint8_t>(rng() % 256);
-        for (auto p : out.pixels) out.dense.push_back(float(p) / 255.f);
-        return out;
-    }
-    io::FrameTensor f;
-    f.frames = s.time_steps;
-    f.height = s.in_height;
-    f.width = s.in_width;
-    f.data.assign(s.time_steps * 2 * s.in_height * s.in_width, 0.f);
-    for (auto& v : f.data)
-        if (rng() % 10 == 0) v = float(1 + rng() % 3);
-    out.events = io::SparseFrames::from_dense(f);
-    out.dense = std::move(f.data);
-    return out;
-}
-
-// The engine's run of the sample, its input converted as `evformer run` converts it.
-sim::SampleResult simulate(const sim::Network& net, const m::ModelSpec& s, const Sample& x) {
-    sim::Simulator simulator(net);
-    if (!event_input(s)) return simulator.run_image(m::image_currents(x.pixels, s));
-    return simulator.run_events(m::engine_events(x.events));
 }
 
 bool all_finite(const std::vector<float>& v) {
@@ -78,8 +38,8 @@ TEST_CASE("every preset trains one step and simulates one sample on random weigh
 
         // one training step (forward and backward) on a batch of two
         m::DenseSpikformer net(weights);
-        auto batch = random_sample(spec, 1).dense;
-        const auto second = random_sample(spec, 2).dense;
+        auto batch = m::random_input(spec, layout, 1).dense;
+        const auto second = m::random_input(spec, layout, 2).dense;
         batch.insert(batch.end(), second.begin(), second.end());
         const int labels[2] = {0, int(spec.classes - 1)};
         const auto step = net.train_step(batch.data(), labels, 2, {}, layout);
@@ -97,12 +57,13 @@ TEST_CASE("every preset trains one step and simulates one sample on random weigh
         }
 
         // one sample, event by event, against the dense evaluation forward of the same weights
-        const auto x = random_sample(spec, 3);
+        const auto x = m::random_input(spec, layout, 3);
         m::DenseSpikformer dense(weights);
         m::SpikeProbe probe;
         const auto logits = dense.forward_eval(x.dense.data(), 1, &probe, layout);
         const auto engine_net = m::build_network(weights);
-        const auto r = simulate(engine_net, spec, x);
+        sim::Simulator simulator(engine_net);
+        const auto r = x.simulate(simulator, spec);
         REQUIRE(r.logits.size() == spec.classes);
         CHECK(all_finite(r.logits));
         CHECK(r.time_steps == spec.time_steps);
