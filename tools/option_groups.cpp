@@ -10,10 +10,11 @@ namespace evformer::tools {
 
 void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_help) {
     cmd->add_option("--data", o.data,
-                    "Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder "
-                    "(N-MNIST, labels.txt folder, CIFAR10-DVS, N-Caltech101, DVS128 Gesture, "
-                    "HDF5 events); default: examples/data/nmnist_test100 for event models, "
-                    "fashion-mnist for image models");
+                    "Dataset: fashion-mnist, a folder of IDX files, a CIFAR-10/100 binary folder, "
+                    "or an event dataset folder (N-MNIST, labels.txt folder, CIFAR10-DVS, "
+                    "N-Caltech101, DVS128 Gesture, HDF5 events); default: "
+                    "examples/data/nmnist_test100 for event models, fashion-mnist for image "
+                    "models");
     cmd->add_option("--split", o.split, "train or test (default " + o.split + ")")
         ->check(CLI::IsMember({"train", "test"}));
     cmd->add_option("--split-by", o.split_by,
@@ -21,6 +22,10 @@ void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_he
                     "default) or equal duration (time)")
         ->check(CLI::IsMember({"number", "time"}));
     if (!limit_help.empty()) cmd->add_option("--limit", o.limit, limit_help);
+    cmd->add_option("--label", o.label,
+                    "CIFAR-100: classes from the fine labels (100, default) or the coarse ones "
+                    "(20 superclasses)")
+        ->check(CLI::IsMember({"fine", "coarse"}));
 }
 
 std::string shipped_path(const std::string& relative) {
@@ -41,8 +46,9 @@ std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
 }
 
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
-    return io::open_samples(
-        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit));
+    auto options = models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit);
+    options.label = io::parse_cifar_label(o.label);
+    return io::open_samples(options);
 }
 
 sim::EnergyModel EnergyOptions::model() const {

@@ -1,6 +1,6 @@
 // Option groups shared by several subcommands, declared once so that every command spells, checks
-// and applies them the same way: the dataset group (`--data`, `--split`, `--split-by`, `--limit`
-// for `eval`, `run`, `profile`, `bench run`) and the energy group (`--sop-energy-fj`,
+// and applies them the same way: the dataset group (`--data`, `--split`, `--split-by`, `--limit`,
+// `--label` for `eval`, `run`, `profile`, `bench run`) and the energy group (`--sop-energy-fj`,
 // `--mac-energy-pj` for `run` and `profile`).
 #pragma once
 
@@ -33,10 +33,12 @@ struct DataOptions {
     std::string split = "test";
     std::string split_by = "number";
     std::size_t limit = 0;
+    /// CIFAR-100: "fine" (100 classes) or "coarse" (20 superclasses).
+    std::string label = "fine";
 };
 
-/// Declares --data, --split, --split-by and --limit on `cmd`; `limit_help` describes the
-/// default of --limit (empty: no --limit option). The default split is options.split.
+/// Declares --data, --split, --split-by, --limit and --label on `cmd`; `limit_help` describes
+/// the default of --limit (empty: no --limit option). The default split is options.split.
 void add_data_options(CLI::App* cmd, DataOptions& options, const std::string& limit_help);
 
 /// The dataset the options name for a model of `spec` (the default when --data is not given).
