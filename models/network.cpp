@@ -1,3 +1,5 @@
+// The dense Spikformer: binds the weights to the trainer's ops (models/ops/) and runs them in
+// network order, forward (recording spikes and counts) and backward. The ops hold the arithmetic.
 #include "evformer/models/network.hpp"
 
 #include <fmt/format.h>
