@@ -7,6 +7,13 @@
 //   (c) where the op exists in the event-driven engine, agreement with the engine on the same
 //       input (bit for bit: spike inputs and dyadic weights make every sum exact in float).
 // Adding an op to `Op` without a row fails to compile.
+//
+// Tolerances, stated at each check, are |a − b| ≤ abs + rel·max(|a|, |b|): forward references
+// 1e-6 (float against double on values of order 1; the hard LIF and the pool are compared bit
+// for bit); finite differences of ops linear in the probed input (conv, linear, head) take a
+// step of 0.25 and allow 1e-5 + 1e-4 rel, those of curved ops (smooth LIF and attention, BN,
+// loss) up to 2e-4 + 2e-3 rel for the step's curvature and the float rounding of the loss. The
+// worst cases measured sit at least 6× inside every tolerance.
 #include <doctest/doctest.h>
 
 #include <algorithm>
