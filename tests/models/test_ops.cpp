@@ -21,8 +21,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -1078,4 +1080,20 @@ TEST_CASE("every op that exists in the engine computes the engine's result bit f
         ++checked;
     }
     CHECK(checked == 5);  // lif, conv, linear, pool, attention
+}
+
+TEST_CASE(
+    "every op source in models/ops/ has a harness row, and every row an op header and source") {
+    const std::filesystem::path root(EVFORMER_SOURCE_DIR);
+    std::set<std::string> sources, rows;
+    for (const auto& entry : std::filesystem::directory_iterator(root / "models/ops"))
+        if (entry.path().extension() == ".cpp") sources.insert(entry.path().stem().string());
+    for (const auto& row : kOpTable) {
+        rows.insert(std::string(row.file));
+        const std::string header =
+            "models/include/evformer/models/ops/" + std::string(row.file) + ".hpp";
+        CAPTURE(header);
+        CHECK(std::filesystem::exists(root / header));
+    }
+    CHECK(sources == rows);
 }

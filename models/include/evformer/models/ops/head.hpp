@@ -1,12 +1,13 @@
 // Trainer op: the classifier head (DESIGN.md "The model", Head): the mean of the residual stream
 // over tokens and time steps, then Linear(D → classes).
 //
-//   feat[b, c] = (1/(T·N))·Σ_{t, n} x[(t·B + b)·N + n, c],   logits[b, j] = bias[j] + Σ_c W[j,
-//   c]·feat[b, c]
-// Backward: dW += dlogitsᵀ·feat, dbias += Σ_b dlogits, dx[(t·B + b)·N + n, c] = (W ᵀ·dlogits)[b,
-// c]/(T·N). Layout: x token rows [T·B·N, D], time-major; feat [B, D] and logits [B, K]
-// sample-major; W [K, D]. Units: x counts spikes of the residual stream (small integers). No
-// checks. Engine counterpart: the head inside sim::Simulator (no separate API); the whole-network
+//   feat[b, c]   = (1/(T·N))·Σ_{t, n} x[(t·B + b)·N + n, c]
+//   logits[b, j] = bias[j] + Σ_c W[j, c]·feat[b, c]
+// Backward: dW += dlogitsᵀ·feat, dbias += Σ_b dlogits, and every row (t·B + b)·N + n of dx is
+// (dlogits·W)[b]/(T·N).
+// Layout: x token rows [T·B·N, D], time-major; feat [B, D] and logits [B, K] sample-major;
+// W [K, D]. Units: x counts spikes of the residual stream (small integers). No checks.
+// Engine counterpart: the head inside sim::Simulator (no separate API); the whole-network
 // equivalence tests (tests/models/test_equivalence.cpp) compare its logits.
 #pragma once
 
