@@ -58,8 +58,8 @@ void ModelSpec::validate() const {
     if (lif.v_reset != 0.0)
         fail(fmt::format(
             "lif.v_reset = {} must be 0: the Spikformer LIF resets to 0 (DESIGN.md, \"The "
-            "model\"), and the trainer's v + (x - v)/tau equals the engine's "
-            "v + (x - (v - v_reset))/tau only then",
+            "model\"); both executors run one rule, v + (x - (v - v_reset))/tau, but the "
+            "engine's simulator starts every membrane at 0 and the trainer at v_reset",
             lif.v_reset));
     if (!(lif.v_threshold > lif.v_reset)) fail("lif.v_threshold must be greater than lif.v_reset");
     if (!(lif.attn_v_threshold > lif.v_reset))
