@@ -20,6 +20,7 @@
 #include "evformer/models/ops/linear.hpp"
 #include "evformer/models/ops/loss.hpp"
 #include "evformer/models/ops/pool.hpp"
+#include "evformer/models/spikformer.hpp"
 #include "ops/fast_math.hpp"
 #include "ops/parallel.hpp"
 
@@ -169,61 +170,80 @@ struct DenseSpikformer::Impl {
         bn.grad_bias = grad(prefix + "/bias");
     }
 
-    void bind_linear(LinearUnit& u, const std::string& prefix, const std::string& nm,
-                     std::size_t in, std::size_t out) {
-        u.name = prefix + nm + "_lif";
-        u.in = in;
-        u.out = out;
-        u.weight = param(prefix + nm + "_linear/weight");
-        u.bias = param(prefix + nm + "_linear/bias");
-        u.grad_weight = grad(prefix + nm + "_linear/weight");
-        u.grad_bias = grad(prefix + nm + "_linear/bias");
-        bind_bn(u.bn, prefix + nm + "_bn", out);
+    // One linear → BN → LIF unit from the graph: the linear node, its batchnorm and its LIF.
+    void bind_linear(LinearUnit& u, const sim::Graph& g, std::size_t linear) {
+        const auto& nodes = g.nodes();
+        const auto& bn = nodes[g.consumers(linear).front()];
+        const auto& neuron = nodes[g.consumers(g.find(bn.name)).front()];
+        const auto& name = nodes[linear].name;
+        u.name = neuron.name;
+        u.in = nodes[nodes[linear].input_index[0]].shape.channels;
+        u.out = nodes[linear].shape.channels;
+        u.weight = param(name + "/weight");
+        u.bias = param(name + "/bias");
+        u.grad_weight = grad(name + "/weight");
+        u.grad_bias = grad(name + "/bias");
+        bind_bn(u.bn, bn.name, u.out);
     }
-
+    // The units are bound by walking the Spikformer's graph (models/spikformer.hpp) in execution
+    // order: each conv2d → batchnorm → LIF is the next SPS stage (then the position embedding),
+    // a max-pool after a stage's LIF pools that stage, the linear nodes are q, k, v, proj, fc1,
+    // fc2 of block after block, attention nodes hold Δ and V̄, the readout is the head. Names,
+    // shapes and tensors all come from the graph; the forward pass runs them in the
+    // Spikformer's order.
     void bind() {
-        std::size_t cin = spec.in_channels, h = spec.in_height, wd = spec.in_width;
-        for (std::size_t i = 0; i < 4; ++i) {
-            auto& u = stages[i];
-            u.name = fmt::format("sps/lif{}", i);
-            u.cin = cin;
-            u.cout = spec.stage_channels(i);
-            u.h = h;
-            u.w = wd;
-            u.weight = param(fmt::format("sps/conv{}/weight", i));
-            u.grad_weight = grad(fmt::format("sps/conv{}/weight", i));
-            bind_bn(u.bn, fmt::format("sps/bn{}", i), u.cout);
-            pool[i] = spec.pool_after[i];
-            if (pool[i]) {
-                h = pooled_size(h);
-                wd = pooled_size(wd);
-            }
-            cin = u.cout;
-        }
-        rpe.name = "sps/rpe_lif";
-        rpe.cin = rpe.cout = spec.dim;
-        rpe.h = h;
-        rpe.w = wd;
-        rpe.weight = param("sps/rpe_conv/weight");
-        rpe.grad_weight = grad("sps/rpe_conv/weight");
-        bind_bn(rpe.bn, "sps/rpe_bn", spec.dim);
+        const auto g = spikformer_graph(spec);
+        const auto& nodes = g.nodes();
+        std::size_t convs = 0, linears = 0, attentions = 0;
         blocks.resize(spec.blocks);
-        const std::size_t d = spec.dim;
-        for (std::size_t l = 0; l < spec.blocks; ++l) {
-            auto& b = blocks[l];
-            const auto attn = fmt::format("blocks/{}/attn/", l);
-            const auto mlp = fmt::format("blocks/{}/mlp/", l);
-            bind_linear(b.q, attn, "q", d, d);
-            bind_linear(b.k, attn, "k", d, d);
-            bind_linear(b.v, attn, "v", d, d);
-            bind_linear(b.proj, attn, "proj", d, d);
-            bind_linear(b.fc1, mlp, "fc1", d, spec.mlp_hidden());
-            bind_linear(b.fc2, mlp, "fc2", spec.mlp_hidden(), d);
-            b.c_mean = param(attn + "c_mean");
-            b.v_bar = param(attn + "v_bar");
+        for (auto i : g.order()) {
+            const auto& n = nodes[i];
+            switch (n.kind) {
+                case sim::NodeKind::conv2d: {
+                    if (convs > 4) throw ConfigError("dense Spikformer: more than five convs");
+                    ConvUnit& u = convs < 4 ? stages[convs] : rpe;
+                    const auto& in = nodes[n.input_index[0]].shape;
+                    const std::size_t bn = g.consumers(i).front();
+                    const std::size_t neuron = g.consumers(bn).front();
+                    u.name = nodes[neuron].name;
+                    u.cin = in.channels;
+                    u.cout = n.shape.channels;
+                    u.h = in.height;
+                    u.w = in.width;
+                    u.weight = param(n.name + "/weight");
+                    u.grad_weight = grad(n.name + "/weight");
+                    bind_bn(u.bn, nodes[bn].name, u.cout);
+                    if (convs < 4) {
+                        pool[convs] = false;
+                        for (auto c : g.consumers(neuron))
+                            pool[convs] |= nodes[c].kind == sim::NodeKind::max_pool;
+                    }
+                    ++convs;
+                    break;
+                }
+                case sim::NodeKind::linear: {
+                    auto& b = blocks.at(linears / 6);
+                    LinearUnit* units[6] = {&b.q, &b.k, &b.v, &b.proj, &b.fc1, &b.fc2};
+                    bind_linear(*units[linears % 6], g, i);
+                    ++linears;
+                    break;
+                }
+                case sim::NodeKind::attention: {
+                    auto& b = blocks.at(attentions++);
+                    b.c_mean = param(n.name + "/c_mean");
+                    b.v_bar = param(n.name + "/v_bar");
+                    break;
+                }
+                case sim::NodeKind::readout:
+                    head_w = param(n.name + "/weight");
+                    head_b = param(n.name + "/bias");
+                    break;
+                default:
+                    break;
+            }
         }
-        head_w = param("head/weight");
-        head_b = param("head/bias");
+        if (convs != 5 || linears != 6 * spec.blocks || attentions != spec.blocks)
+            throw ConfigError("dense Spikformer: the graph is not a Spikformer of the spec");
     }
 
     std::size_t steps() const { return spec.time_steps; }
@@ -627,15 +647,11 @@ std::vector<float> DenseSpikformer::v_bar(std::size_t block) const {
 }
 
 std::vector<std::string> DenseSpikformer::population_names() const {
+    // the neuron populations of the Spikformer's graph, in execution order
+    const auto g = spikformer_graph(impl_->spec);
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < 4; ++i) out.push_back(fmt::format("sps/lif{}", i));
-    out.push_back("sps/rpe_lif");
-    for (std::size_t l = 0; l < impl_->spec.blocks; ++l) {
-        for (const char* n : {"q_lif", "k_lif", "v_lif", "attn_lif", "proj_lif"})
-            out.push_back(fmt::format("blocks/{}/attn/{}", l, n));
-        for (const char* n : {"fc1_lif", "fc2_lif"})
-            out.push_back(fmt::format("blocks/{}/mlp/{}", l, n));
-    }
+    for (auto i : g.order())
+        if (g.nodes()[i].kind == sim::NodeKind::lif) out.push_back(g.nodes()[i].name);
     return out;
 }
 
