@@ -673,8 +673,11 @@ void Simulator::begin(bool keep_state) {
     s.attn_counts.clear();
     std::fill(s.readout_sum.begin(), s.readout_sum.end(), 0.0);
     s.image = false;
-    if (!keep_state)
-        for (auto& v : s.v) std::fill(v.begin(), v.end(), 0.f);
+    if (!keep_state)  // every membrane starts at its population's v_reset (the trainer's rule)
+        for (const auto& op : net_->plan().ops)
+            if (op.kind == OpKind::lif || op.kind == OpKind::if_neuron ||
+                op.kind == OpKind::linear_lif)
+                std::fill(s.v[op.node].begin(), s.v[op.node].end(), op.lif.v_reset);
 }
 
 SampleResult Simulator::run_image(std::span<const float> image, SpikeRecorder* recorder) {

@@ -50,7 +50,7 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                 case NodeKind::lif:
                 case NodeKind::if_neuron: {
                     auto& vm = v[i];
-                    if (vm.empty()) vm.assign(n.shape.size(), 0.f);
+                    if (vm.empty()) vm.assign(n.shape.size(), a.lif.v_reset);
                     const auto& x = input(0);
                     for (std::size_t k = 0; k < y.size(); ++k) {
                         const float u = n.kind == NodeKind::lif

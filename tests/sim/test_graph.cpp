@@ -345,6 +345,18 @@ TEST_CASE("every other kind against the dense rule: pools, flatten, merges, scal
         // avg-pool inputs are fractional in the reference: compare spikes, not SOPs
         check_against_dense(g, 4, 5, false);
     }
+    SUBCASE("LIF and IF with v_reset below 0: membranes start and reset there") {
+        sim::Graph g;
+        g.add("in", K::input, {}, input_of(3, 3, 3));
+        sim::NodeAttributes neuron;
+        neuron.lif = {2.f, 0.6f, -0.4f};
+        g.add("conv", K::conv2d, {"in"}, with_out(4, 3, 1, 1));
+        g.add("lif", K::lif, {"conv"}, neuron);
+        g.add("fc", K::linear, {"lif"}, with_out(4));
+        g.add("if", K::if_neuron, {"fc"}, neuron);
+        g.add("out", K::readout, {"if"}, with_out(2));
+        check_against_dense(g, 5, 9);
+    }
     SUBCASE("a residual merge of events and token flatten") {
         sim::Graph g;
         g.add("in", K::input, {}, input_of(4, 3, 3));
