@@ -19,18 +19,18 @@ class ImageSource final : public SampleSource {
   public:
     explicit ImageSource(ImageDataset data) : data_(std::move(data)) {}
     SampleEncoding encoding() const override { return SampleEncoding::static_image; }
-    SampleShape shape() const override { return {1, data_.rows, data_.cols, 0}; }
+    SampleShape shape() const override { return {data_.channels, data_.rows, data_.cols, 0}; }
     std::size_t classes() const override { return data_.classes; }
     std::size_t size() const override { return data_.count; }
     std::size_t label(std::size_t i) const override { return data_.labels[i]; }
     void dense(std::size_t i, float* out) const override {
-        const std::size_t plane = data_.rows * data_.cols;
+        const std::size_t size = data_.image_size();
         const std::uint8_t* src = data_.image(i);
-        for (std::size_t p = 0; p < plane; ++p) out[p] = static_cast<float>(src[p]) / 255.f;
+        for (std::size_t p = 0; p < size; ++p) out[p] = static_cast<float>(src[p]) / 255.f;
     }
     std::string describe() const override {
-        return fmt::format("{}: {} images 1x{}x{}, {} classes", data_.name, data_.count, data_.rows,
-                           data_.cols, data_.classes);
+        return fmt::format("{}: {} images {}x{}x{}, {} classes", data_.name, data_.count,
+                           data_.channels, data_.rows, data_.cols, data_.classes);
     }
 
   private:
@@ -164,7 +164,8 @@ std::size_t SampleSource::dense_size() const {
 }
 
 bool is_image_dataset(const std::string& data) {
-    return has_idx_images(resolve_dataset_dir(data));
+    const auto dir = resolve_dataset_dir(data);
+    return has_idx_images(dir) || find_cifar(dir).has_value();
 }
 
 std::unique_ptr<SampleSource> open_samples(const SampleOptions& options) {
@@ -173,15 +174,18 @@ std::unique_ptr<SampleSource> open_samples(const SampleOptions& options) {
     const auto dir = resolve_dataset_dir(options.data);
     if (!fs::exists(dir))
         throw FileError(dir.string(), -1,
-                        "no such dataset (expected fashion-mnist, a folder of IDX files or an "
-                        "event dataset folder)");
-    if (has_idx_images(dir)) {
-        auto images = load_mnist_like(dir, options.split);
-        if (options.limit && options.limit < images.count) {
-            images.count = options.limit;
-            images.pixels.resize(images.count * images.rows * images.cols);
-            images.labels.resize(images.count);
-        }
+                        "no such dataset (expected fashion-mnist, a folder of IDX files, a "
+                        "CIFAR-10/100 binary folder or an event dataset folder)");
+    const auto cifar = find_cifar(dir);
+    if (options.label != CifarLabel::fine && !(cifar && cifar->version == CifarVersion::cifar100))
+        throw ConfigError(
+            fmt::format("label '{}': {} is not CIFAR-100 (coarse labels exist in "
+                        "CIFAR-100 only)",
+                        cifar_label_name(options.label), dir.string()));
+    if (has_idx_images(dir) || cifar) {
+        auto images = cifar ? load_cifar(*cifar, options.split, options.label)
+                            : load_mnist_like(dir, options.split);
+        if (options.limit) images.keep_first(options.limit);
         return image_samples(std::move(images));
     }
     const auto ds = open_event_dataset(dir, options.dataset);

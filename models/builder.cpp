@@ -6,120 +6,23 @@
 #include <random>
 
 #include "evformer/error.hpp"
+#include "evformer/models/spikformer.hpp"
 
 namespace evformer::models {
-namespace {
-
-// Per-channel gain g = γ/√(var + eps) and shift β − mean·g of an evaluation-mode BatchNorm.
-struct FoldedBn {
-    std::vector<float> gain, shift;
-};
-
-FoldedBn fold_bn(const ModelWeights& w, const std::string& prefix, double eps) {
-    const auto& gamma = w.at(prefix + "/weight").data;
-    const auto& beta = w.at(prefix + "/bias").data;
-    const auto& mean = w.at(prefix + "/running_mean").data;
-    const auto& var = w.at(prefix + "/running_var").data;
-    FoldedBn f;
-    for (std::size_t c = 0; c < gamma.size(); ++c) {
-        const double g = double(gamma[c]) / std::sqrt(double(var[c]) + eps);
-        f.gain.push_back(float(g));
-        f.shift.push_back(float(double(beta[c]) - double(mean[c]) * g));
-    }
-    return f;
-}
-
-sim::Conv3x3 build_conv(const ModelWeights& w, const std::string& conv, const std::string& bn,
-                        std::size_t height, std::size_t width, double eps) {
-    const auto& t = w.at(conv + "/weight");
-    const std::size_t co = t.shape[0], ci = t.shape[1];
-    const auto f = fold_bn(w, bn, eps);
-    sim::Conv3x3 c;
-    c.in_channels = ci;
-    c.out_channels = co;
-    c.height = height;
-    c.width = width;
-    c.weight_t.resize(ci * 9 * co);
-    for (std::size_t o = 0; o < co; ++o)
-        for (std::size_t i = 0; i < ci; ++i)
-            for (std::size_t k = 0; k < 9; ++k)
-                c.weight_t[(i * 9 + k) * co + o] = t.data[(o * ci + i) * 9 + k] * f.gain[o];
-    c.bias = f.shift;  // the SPS convs have no bias of their own
-    return c;
-}
-
-sim::TokenLinear build_linear(const ModelWeights& w, const std::string& prefix, std::size_t tokens,
-                              double eps) {
-    const auto& t = w.at(prefix + "_linear/weight");
-    const auto& b = w.at(prefix + "_linear/bias").data;
-    const std::size_t out = t.shape[0], in = t.shape[1];
-    const auto f = fold_bn(w, prefix + "_bn", eps);
-    sim::TokenLinear l;
-    l.tokens = tokens;
-    l.in_features = in;
-    l.out_features = out;
-    l.weight_t.resize(in * out);
-    for (std::size_t o = 0; o < out; ++o)
-        for (std::size_t i = 0; i < in; ++i)
-            l.weight_t[i * out + o] = t.data[o * in + i] * f.gain[o];
-    l.bias.resize(out);
-    for (std::size_t o = 0; o < out; ++o) l.bias[o] = b[o] * f.gain[o] + f.shift[o];
-    return l;
-}
-
-}  // namespace
 
 sim::Network build_network(const ModelWeights& weights) {
     weights.validate();
-    const auto& spec = weights.spec;
-    const double eps = spec.bn_eps;
-    sim::Network net;
-    net.time_steps = spec.time_steps;
-    net.lif = {float(spec.lif.tau), float(spec.lif.v_threshold), float(spec.lif.v_reset)};
-    net.attn_lif = {float(spec.lif.tau), float(spec.lif.attn_v_threshold), float(spec.lif.v_reset)};
-    std::size_t h = spec.in_height, w = spec.in_width;
-    for (std::size_t i = 0; i < 4; ++i) {
-        net.stem.push_back({build_conv(weights, fmt::format("sps/conv{}", i),
-                                       fmt::format("sps/bn{}", i), h, w, eps),
-                            spec.pool_after[i]});
-        h = spec.stage_height(i);
-        w = spec.stage_width(i);
-    }
-    net.rpe = build_conv(weights, "sps/rpe_conv", "sps/rpe_bn", h, w, eps);
-    const std::size_t n = spec.tokens();
-    const auto& variant = models::info(spec.attention.variant);
-    for (std::size_t l = 0; l < spec.blocks; ++l) {
-        const auto attn = fmt::format("blocks/{}/attn/", l);
-        const auto mlp = fmt::format("blocks/{}/mlp/", l);
-        sim::AttentionBlock b;
-        b.q = build_linear(weights, attn + "q", n, eps);
-        b.k = build_linear(weights, attn + "k", n, eps);
-        b.v = build_linear(weights, attn + "v", n, eps);
-        b.proj = build_linear(weights, attn + "proj", n, eps);
-        b.fc1 = build_linear(weights, mlp + "fc1", n, eps);
-        b.fc2 = build_linear(weights, mlp + "fc2", n, eps);
-        auto& a = b.attention;
-        a.tokens = n;
-        a.dim = spec.dim;
-        a.heads = spec.heads;
-        a.scale = float(spec.attention.scale);
-        a.kappa = float(spec.attention.kappa);
-        a.binary = variant.binary;
-        a.threshold.assign(spec.heads, 0.f);
-        if (variant.adaptive_threshold) {
-            const auto& c_mean = weights.at(attn + "c_mean").data;
-            for (std::size_t hd = 0; hd < spec.heads; ++hd)
-                a.threshold[hd] = float(spec.attention.lambda * double(c_mean[hd]));
+    auto graph = spikformer_graph(weights.spec);
+    // Every node takes its tensors "<node>/<slot>" from the file; BN folding and the fast paths
+    // are the engine's compile step.
+    for (std::size_t i = 0; i < graph.nodes().size(); ++i) {
+        auto& node = graph.nodes()[i];
+        for (const auto& slot : graph.parameter_slots(i)) {
+            const auto& t = weights.at(node.name + "/" + slot.name);
+            node.params.push_back({t.shape, t.data});
         }
-        if (variant.shift) a.shift = weights.at(attn + "v_bar").data;
-        net.blocks.push_back(std::move(b));
     }
-    net.head.in_features = spec.dim;
-    net.head.classes = spec.classes;
-    net.head.weight = weights.at("head/weight").data;
-    net.head.bias = weights.at("head/bias").data;
-    net.validate();
-    return net;
+    return sim::Network(std::move(graph), weights.spec.time_steps);
 }
 
 std::vector<float> image_currents(std::span<const std::uint8_t> pixels, const ModelSpec& spec) {

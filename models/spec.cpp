@@ -55,12 +55,6 @@ void ModelSpec::validate() const {
     if (!(bn_eps > 0)) fail("bn_eps must be > 0");
     if (!(lif.tau >= 1.0) || !std::isfinite(lif.tau))
         fail(fmt::format("lif.tau = {} must be >= 1 (the membrane decays by 1/tau)", lif.tau));
-    if (lif.v_reset != 0.0)
-        fail(fmt::format(
-            "lif.v_reset = {} must be 0: the Spikformer LIF resets to 0 (DESIGN.md, \"The "
-            "model\"), and the trainer's v + (x - v)/tau equals the engine's "
-            "v + (x - (v - v_reset))/tau only then",
-            lif.v_reset));
     if (!(lif.v_threshold > lif.v_reset)) fail("lif.v_threshold must be greater than lif.v_reset");
     if (!(lif.attn_v_threshold > lif.v_reset))
         fail("lif.attn_v_threshold must be greater than lif.v_reset");

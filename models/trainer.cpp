@@ -227,7 +227,10 @@ void TrainConfig::validate() const {
         fail("beta1 and beta2 must lie in [0, 1)");
     if (!(adam_eps > 0)) fail("adam_eps must be > 0");
     if (!(warmup_epochs >= 0) || warmup_epochs > double(epochs))
-        fail("warmup_epochs must lie in [0, epochs]");
+        fail(
+            fmt::format("warmup_epochs = {} must lie in [0, epochs = {}] (with fewer --epochs than "
+                        "a recipe's warm-up, give --warmup-epochs too)",
+                        warmup_epochs, epochs));
     if (!(label_smoothing >= 0 && label_smoothing < 1)) fail("label_smoothing must lie in [0, 1)");
     if (crop_pad > 8) fail("crop_pad must be at most 8");
     if (eval_batch < 1) fail("eval_batch must be at least 1");
@@ -235,6 +238,8 @@ void TrainConfig::validate() const {
     if (split_by != "number" && split_by != "time")
         fail(fmt::format("split_by = '{}' must be 'number' or 'time'", split_by));
     if (!(event_drop >= 0 && event_drop < 1)) fail("event_drop must lie in [0, 1)");
+    if (label != "fine" && label != "coarse")
+        fail(fmt::format("label = '{}' must be 'fine' or 'coarse'", label));
 }
 
 std::string TrainConfig::to_json() const {
@@ -242,6 +247,7 @@ std::string TrainConfig::to_json() const {
     j["data"] = data;
     j["test_data"] = test_data;
     j["split_by"] = split_by;
+    j["label"] = label;
     j["event_drop"] = event_drop;
     j["epochs"] = epochs;
     j["batch"] = batch;
@@ -297,6 +303,8 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
                 c.test_data = v.get<std::string>();
             else if (key == "split_by")
                 c.split_by = v.get<std::string>();
+            else if (key == "label")
+                c.label = v.get<std::string>();
             else if (key == "event_drop")
                 c.event_drop = v.get<double>();
             else if (key == "epochs")
@@ -356,7 +364,7 @@ std::filesystem::path TrainConfig::checkpoint_path() const {
 
 void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_t count,
                      float* out) {
-    const std::size_t plane = data.rows * data.cols;
+    const std::size_t plane = data.image_size();
     for (std::size_t i = 0; i < count; ++i) {
         const std::uint8_t* src = data.image(first + i);
         for (std::size_t p = 0; p < plane; ++p)
@@ -543,14 +551,17 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
                    const std::function<void(const Progress&)>& on_progress) {
     config.validate();
     const auto& spec = config.model;
-    const auto train_set = io::open_samples(
-        sample_options(spec, config.data, "train", config.split_by, config.limit_train));
+    auto train_options =
+        sample_options(spec, config.data, "train", config.split_by, config.limit_train);
+    auto test_options = sample_options(
+        spec, config.test_data.empty() ? config.data : config.test_data, "test", config.split_by);
+    train_options.label = test_options.label = io::parse_cifar_label(config.label);
+    const auto train_set = io::open_samples(train_options);
     if (config.test_data.empty() && !train_set->split_given())
         throw ConfigError(fmt::format(
             "{} holds one split only (a labels.txt folder); pass the test folder (--test-data)",
             config.data));
-    const auto test_set = io::open_samples(sample_options(
-        spec, config.test_data.empty() ? config.data : config.test_data, "test", config.split_by));
+    const auto test_set = io::open_samples(test_options);
     check_samples_fit(spec, *train_set, "training data");
     check_samples_fit(spec, *test_set, "test data");
     if (train_set->encoding() != test_set->encoding())

@@ -7,25 +7,12 @@
 
 #include "evformer/error.hpp"
 #include "evformer/io/h5.hpp"
+#include "evformer/models/spikformer.hpp"
 
 namespace evformer::models {
 namespace {
 
 using Kind = ParameterInfo::Kind;
-
-void add_bn(std::vector<ParameterInfo>& out, const std::string& prefix, std::size_t channels) {
-    out.push_back({prefix + "/weight", {channels}, Kind::bn_weight});
-    out.push_back({prefix + "/bias", {channels}, Kind::bn_bias});
-    out.push_back({prefix + "/running_mean", {channels}, Kind::bn_mean});
-    out.push_back({prefix + "/running_var", {channels}, Kind::bn_var});
-}
-
-void add_linear_bn(std::vector<ParameterInfo>& out, const std::string& prefix,
-                   const std::string& name, std::size_t in, std::size_t outf) {
-    out.push_back({prefix + name + "_linear/weight", {outf, in}, Kind::weight});
-    out.push_back({prefix + name + "_linear/bias", {outf}, Kind::bias});
-    add_bn(out, prefix + name + "_bn", outf);
-}
 
 // Every dataset in the file under `group`, by path ("a/b/c"), skipping the provenance group.
 void list_datasets(const io::h5::Reader& r, const std::string& group,
@@ -43,30 +30,34 @@ void list_datasets(const io::h5::Reader& r, const std::string& group,
 }  // namespace
 
 std::vector<ParameterInfo> parameter_layout(const ModelSpec& spec) {
-    spec.validate();
     std::vector<ParameterInfo> out;
-    std::size_t in = spec.in_channels;
-    for (std::size_t i = 0; i < 4; ++i) {
-        const auto c = spec.stage_channels(i);
-        out.push_back({fmt::format("sps/conv{}/weight", i), {c, in, 3, 3}, Kind::weight});
-        add_bn(out, fmt::format("sps/bn{}", i), c);
-        in = c;
+    for (auto& [name, slot] : spikformer_graph(spec).parameter_layout()) {
+        Kind kind = Kind::weight;
+        switch (slot.role) {
+            case sim::ParamRole::weight:
+                kind = Kind::weight;
+                break;
+            case sim::ParamRole::bias:
+                kind = Kind::bias;
+                break;
+            case sim::ParamRole::bn_weight:
+                kind = Kind::bn_weight;
+                break;
+            case sim::ParamRole::bn_bias:
+                kind = Kind::bn_bias;
+                break;
+            case sim::ParamRole::bn_mean:
+                kind = Kind::bn_mean;
+                break;
+            case sim::ParamRole::bn_var:
+                kind = Kind::bn_var;
+                break;
+            case sim::ParamRole::statistic:
+                kind = Kind::attn_stat;
+                break;
+        }
+        out.push_back({name, std::move(slot.shape), kind});
     }
-    const auto d = spec.dim;
-    out.push_back({"sps/rpe_conv/weight", {d, d, 3, 3}, Kind::weight});
-    add_bn(out, "sps/rpe_bn", d);
-    for (std::size_t l = 0; l < spec.blocks; ++l) {
-        const auto attn = fmt::format("blocks/{}/attn/", l);
-        for (const char* name : {"q", "k", "v"}) add_linear_bn(out, attn, name, d, d);
-        add_linear_bn(out, attn, "proj", d, d);
-        out.push_back({attn + "c_mean", {spec.heads}, Kind::attn_stat});
-        out.push_back({attn + "v_bar", {d}, Kind::attn_stat});
-        const auto mlp = fmt::format("blocks/{}/mlp/", l);
-        add_linear_bn(out, mlp, "fc1", d, spec.mlp_hidden());
-        add_linear_bn(out, mlp, "fc2", spec.mlp_hidden(), d);
-    }
-    out.push_back({"head/weight", {spec.classes, d}, Kind::weight});
-    out.push_back({"head/bias", {spec.classes}, Kind::bias});
     return out;
 }
 

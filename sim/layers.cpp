@@ -346,41 +346,171 @@ std::uint64_t TokenLinear::propagate_lif(const EventList& in, const LifParams& p
     return sops;
 }
 
-SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width)
+SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width,
+                           std::size_t kernel, std::size_t stride, std::size_t padding)
     : c_(channels),
       h_(height),
       w_(width),
-      out_h_(height == 0 ? 0 : (height - 1) / 2 + 1),
-      out_w_(width == 0 ? 0 : (width - 1) / 2 + 1) {}
+      k_(kernel),
+      s_(stride),
+      p_(padding),
+      out_h_(height + 2 * padding < kernel ? 0 : (height + 2 * padding - kernel) / stride + 1),
+      out_w_(width + 2 * padding < kernel ? 0 : (width + 2 * padding - kernel) / stride + 1) {}
 
-void SpikeMaxPool::apply(const EventList& in, EventList& out,
-                         std::vector<std::uint8_t>& seen) const {
-    out.clear();
-    // The window is decoded once per run of events at one input position; the outputs are
-    // emitted in the same order as event by event.
+namespace {
+
+// Pool windows with the sizes known at compile time (the Spikformer's 3×3 / 2 / 1: divisions by
+// 2 become shifts) or at run time.
+template <std::size_t K, std::size_t S, std::size_t P>
+struct FixedWindow {
+    static constexpr std::size_t k() { return K; }
+    static constexpr std::size_t s() { return S; }
+    static constexpr std::size_t p() { return P; }
+};
+struct AnyWindow {
+    std::size_t k_, s_, p_;
+    std::size_t k() const { return k_; }
+    std::size_t s() const { return s_; }
+    std::size_t p() const { return p_; }
+};
+
+// Calls f(output neuron, event index) for every output of a channel-last map of c channels and
+// width w each event reaches. The window is decoded once per run of events at one input
+// position; outputs are reached in the same order as event by event. Output o's window covers
+// inputs o·s − p … o·s − p + k − 1.
+template <class Win, class F>
+void reach_outputs(const EventList& in, std::size_t c_, std::size_t w_, std::size_t out_h,
+                   std::size_t out_w, Win win, F&& f) {
     const std::size_t events = in.size();
+    const std::size_t k = win.k(), s = win.s(), p = win.p();
     for (std::size_t e0 = 0; e0 < events;) {
         const std::size_t pos = in.neuron[e0] / c_, base = pos * c_;
         std::size_t e1 = e0 + 1;
         while (e1 < events && in.neuron[e1] - base < c_) ++e1;
         const std::size_t y = pos / w_, x = pos - y * w_;
-        // Window of output p covers inputs 2p − 1 … 2p + 1.
-        const std::size_t py_lo = y / 2, py_hi = std::min((y + 1) / 2, out_h_ - 1);
-        const std::size_t px_lo = x / 2, px_hi = std::min((x + 1) / 2, out_w_ - 1);
+        const std::size_t py_lo = y + p + 1 > k ? (y + p + 1 - k + s - 1) / s : 0;
+        const std::size_t px_lo = x + p + 1 > k ? (x + p + 1 - k + s - 1) / s : 0;
+        const std::size_t py_hi = std::min((y + p) / s, out_h - 1);
+        const std::size_t px_hi = std::min((x + p) / s, out_w - 1);
         for (std::size_t e = e0; e < e1; ++e) {
-            const std::size_t c = in.neuron[e] - base;
+            const std::size_t ch = in.neuron[e] - base;
             for (std::size_t py = py_lo; py <= py_hi; ++py)
-                for (std::size_t px = px_lo; px <= px_hi; ++px) {
-                    const std::size_t o = (py * out_w_ + px) * c_ + c;
-                    if (!seen[o]) {
-                        seen[o] = 1;
-                        out.push(static_cast<std::uint32_t>(o), 1);
-                    }
-                }
+                for (std::size_t px = px_lo; px <= px_hi; ++px) f((py * out_w + px) * c_ + ch, e);
         }
         e0 = e1;
     }
+}
+
+}  // namespace
+
+template <class F>
+void SpikeMaxPool::for_each_reach(const EventList& in, F&& f) const {
+    if (k_ == 3 && s_ == 2 && p_ == 1)
+        reach_outputs(in, c_, w_, out_h_, out_w_, FixedWindow<3, 2, 1>{}, f);
+    else
+        reach_outputs(in, c_, w_, out_h_, out_w_, AnyWindow{k_, s_, p_}, f);
+}
+
+void SpikeMaxPool::apply(const EventList& in, EventList& out,
+                         std::vector<std::uint8_t>& seen) const {
+    out.clear();
+    for_each_reach(in, [&](std::size_t o, std::size_t) {
+        if (!seen[o]) {
+            seen[o] = 1;
+            out.push(static_cast<std::uint32_t>(o), 1);
+        }
+    });
     for (auto o : out.neuron) seen[o] = 0;
+}
+
+void SpikeMaxPool::apply_sum(const EventList& in, EventList& out,
+                             std::vector<std::uint32_t>& sums) const {
+    out.clear();
+    for_each_reach(in, [&](std::size_t o, std::size_t e) {
+        if (sums[o] == 0) out.push(static_cast<std::uint32_t>(o), 0);
+        sums[o] += in.count[e];
+    });
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const auto o = out.neuron[i];
+        out.count[i] = static_cast<std::uint16_t>(std::min<std::uint32_t>(sums[o], 65535));
+        sums[o] = 0;
+    }
+}
+
+void Conv2d::init(float* acc) const {
+    const std::size_t positions = out_height * out_width;
+    for (std::size_t p = 0; p < positions; ++p)
+        std::copy(bias.begin(), bias.end(), acc + p * out_channels);
+}
+
+namespace {
+
+// The output cells (oy, ox) an input at (y, x) reaches through tap (ky, kx): oy·s − p + ky·d = y.
+template <class F>
+std::uint64_t conv2d_reach(const Conv2d& c, std::size_t y, std::size_t x, F&& f) {
+    std::uint64_t reached = 0;
+    for (std::size_t ky = 0; ky < c.kernel; ++ky) {
+        const std::ptrdiff_t ny = std::ptrdiff_t(y + c.padding) - std::ptrdiff_t(ky * c.dilation);
+        if (ny < 0 || ny % std::ptrdiff_t(c.stride) != 0) continue;
+        const std::size_t oy = std::size_t(ny) / c.stride;
+        if (oy >= c.out_height) continue;
+        for (std::size_t kx = 0; kx < c.kernel; ++kx) {
+            const std::ptrdiff_t nx =
+                std::ptrdiff_t(x + c.padding) - std::ptrdiff_t(kx * c.dilation);
+            if (nx < 0 || nx % std::ptrdiff_t(c.stride) != 0) continue;
+            const std::size_t ox = std::size_t(nx) / c.stride;
+            if (ox >= c.out_width) continue;
+            f(oy, ox, ky * c.kernel + kx);
+            ++reached;
+        }
+    }
+    return reached;
+}
+
+}  // namespace
+
+std::uint64_t Conv2d::propagate(const EventList& in, float* acc) const {
+    const std::size_t ci = in_channels, cog = out_channels / groups, cig = in_channels / groups;
+    const std::size_t taps = kernel * kernel;
+    std::uint64_t sops = 0;
+    for (std::size_t e = 0; e < in.size(); ++e) {
+        const std::size_t n = in.neuron[e], c = n % ci, pos = n / ci;
+        const std::size_t y = pos / in_width, x = pos % in_width;
+        const std::uint16_t m = in.count[e];
+        const std::size_t group_base = (c / cig) * cog;
+        const float* w = weight_t.data() + c * taps * cog;
+        const std::uint64_t reached =
+            conv2d_reach(*this, y, x, [&](std::size_t oy, std::size_t ox, std::size_t tap) {
+                float* out = acc + (oy * out_width + ox) * out_channels + group_base;
+                if (m == 1)
+                    add_row(out, w + tap * cog, cog);
+                else
+                    add_scaled_row(out, w + tap * cog, float(m), cog);
+            });
+        sops += m * reached * cog;
+    }
+    return sops;
+}
+
+std::uint64_t Conv2d::propagate_dense(const float* in, float* acc) const {
+    const std::size_t ci = in_channels, cog = out_channels / groups, cig = in_channels / groups;
+    const std::size_t taps = kernel * kernel;
+    std::uint64_t macs = 0;
+    for (std::size_t y = 0; y < in_height; ++y)
+        for (std::size_t x = 0; x < in_width; ++x)
+            for (std::size_t c = 0; c < ci; ++c) {
+                const float value = in[(y * in_width + x) * ci + c];
+                if (value == 0.f) continue;
+                const std::size_t group_base = (c / cig) * cog;
+                const float* w = weight_t.data() + c * taps * cog;
+                macs +=
+                    cog *
+                    conv2d_reach(*this, y, x, [&](std::size_t oy, std::size_t ox, std::size_t tap) {
+                        add_scaled_row(acc + (oy * out_width + ox) * out_channels + group_base,
+                                       w + tap * cog, value, cog);
+                    });
+            }
+    return macs;
 }
 
 void ResidualStream::add(const EventList& events) {

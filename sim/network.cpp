@@ -1,23 +1,524 @@
 #include "evformer/sim/network.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "evformer/error.hpp"
 
 namespace evformer::sim {
+
 namespace {
 
-constexpr const char* kBlockLayers[7] = {"attn/q_lif",    "attn/k_lif",    "attn/v_lif",
-                                         "attn/attn_lif", "attn/proj_lif", "mlp/fc1_lif",
-                                         "mlp/fc2_lif"};
+constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
 
-std::string block_name(std::size_t l, std::size_t i) {
-    return "blocks/" + std::to_string(l) + "/" + kBlockLayers[i];
+enum class OpKind {
+    conv3x3,         ///< Conv3x3 fast path → current
+    conv2d,          ///< general Conv2d → current
+    linear,          ///< TokenLinear → current
+    linear_lif,      ///< TokenLinear fused with the LIF it drives → events
+    attention,       ///< attend → current
+    lif,             ///< lif_step → events
+    if_neuron,       ///< IF rule → events
+    affine_current,  ///< unfolded batchnorm or scale: current · gain + shift
+    max_pool,
+    sum_pool,
+    merge_events,
+    merge_currents,
+    flatten_vector,  ///< channel-last → channel-major (events or current)
+    readout,         ///< sums per channel for the mean
+};
+
+struct Op {
+    OpKind kind = OpKind::lif;
+    std::size_t node = 0;            ///< graph node this op computes
+    std::size_t projection = kNone;  ///< conv2d/linear node whose kernel this op runs
+    std::size_t row = kNone;         ///< report row its counts go to
+    std::size_t out = 0;             ///< storage (node index) of its output
+    std::vector<std::size_t> in;     ///< storage of its inputs
+    std::size_t kernel = 0;          ///< index into the plan's kernels of this kind
+    bool reads_input = false;        ///< a projection reading the graph's input node
+    std::size_t neurons = 0;         ///< neuron ops: population size; others: output size
+    LifParams lif;                   ///< neuron ops
+    /// merge_events: the op whose residual stream it continues (it is the last reader of that
+    /// op's output, so it adds its other inputs in place), or kNone to start a fresh sum
+    std::size_t continues = kNone;
+};
+
+struct Affine {
+    std::vector<float> gain, shift;  ///< per channel (shift empty for scale)
+    std::size_t channels = 0;
+};
+
+}  // namespace
+
+struct Network::Plan {
+    Graph graph;
+    std::vector<Op> ops;
+    std::vector<LayerInfo> layers;
+    std::vector<AttentionInfo> attention;
+    std::vector<std::size_t> storage;  ///< node → node whose buffer holds its output
+    std::vector<std::size_t> op_of;    ///< node → op computing it (kNone if folded/aliased)
+    std::vector<Conv3x3> conv3;
+    std::vector<Conv2d> conv;
+    std::vector<TokenLinear> linear;
+    std::vector<SpikingAttention> attn;
+    std::vector<SpikeMaxPool> pools;
+    std::vector<Affine> affine;
+    std::vector<float> readout_weight, readout_bias;  ///< [classes][C], [classes]
+    std::size_t classes = 0, readout_channels = 0, readout_positions = 0;
+    std::size_t largest = 0;  ///< largest signal (scratch size)
+    /// node → its current lives in the shared scratch (consumed by the very next op only)
+    std::vector<bool> scratch_current;
+    /// Empty when static images may enter (only conv2d/linear nodes read the input), else the
+    /// name of a node that needs events from it.
+    std::string image_blocker;
+};
+
+namespace {
+
+using Plan = Network::Plan;
+
+[[noreturn]] void fail(const Node& n, const std::string& rule) {
+    throw ConfigError(
+        fmt::format("graph: node '{}' ({}): {}", n.name, kind_info(n.kind).name, rule));
+}
+
+bool is_neuron(NodeKind k) {
+    return k == NodeKind::lif || k == NodeKind::if_neuron;
+}
+
+// Per-channel gain and shift of an evaluation-mode BatchNorm: g = γ/√(σ² + eps),
+// shift = β − μ·g (g in double, as the dense trainer's evaluation pass).
+Affine fold_batchnorm(const Node& bn) {
+    const auto& gamma = bn.params[0].data;
+    const auto& beta = bn.params[1].data;
+    const auto& mean = bn.params[2].data;
+    const auto& var = bn.params[3].data;
+    Affine a;
+    a.channels = gamma.size();
+    for (std::size_t c = 0; c < gamma.size(); ++c) {
+        const double g = double(gamma[c]) / std::sqrt(double(var[c]) + bn.attr.eps);
+        a.gain.push_back(float(g));
+        a.shift.push_back(float(double(beta[c]) - double(mean[c]) * g));
+    }
+    return a;
+}
+
+// The projection's weights transposed per input channel ([in][taps][out/groups]), each output
+// channel's row scaled by `gain` (a folded batchnorm, or 1) and every weight by `input_gain`
+// (avg_pool's 1/k²); the bias is bias·gain + shift (shift alone when the node has no bias).
+struct Folded {
+    std::vector<float> weight_t, bias;
+};
+
+Folded fold_weights(const Node& p, std::size_t in_channels, const Affine* bn, float input_gain) {
+    const std::size_t co = p.shape.channels;
+    const std::size_t groups = p.kind == NodeKind::conv2d ? p.attr.groups : 1;
+    const std::size_t taps = p.kind == NodeKind::conv2d ? p.attr.kernel * p.attr.kernel : 1;
+    const std::size_t cig = in_channels / groups, cog = co / groups;
+    const auto& w = p.params[0].data;
+    Folded f;
+    f.weight_t.resize(in_channels * taps * cog);
+    for (std::size_t o = 0; o < co; ++o) {
+        const std::size_t g = o / cog, oc = o - g * cog;
+        const float gain = bn ? bn->gain[o] : 1.f;
+        for (std::size_t ic = 0; ic < cig; ++ic)
+            for (std::size_t t = 0; t < taps; ++t) {
+                float value = w[(o * cig + ic) * taps + t] * gain;
+                if (input_gain != 1.f) value *= input_gain;
+                f.weight_t[((g * cig + ic) * taps + t) * cog + oc] = value;
+            }
+    }
+    f.bias.resize(co);
+    const bool has_bias = p.attr.bias;
+    for (std::size_t o = 0; o < co; ++o) {
+        if (bn)
+            f.bias[o] = has_bias ? p.params[1].data[o] * bn->gain[o] + bn->shift[o] : bn->shift[o];
+        else
+            f.bias[o] = has_bias ? p.params[1].data[o] : 0.f;
+    }
+    return f;
+}
+
+std::vector<std::size_t> report_shape(const Shape& s, bool& channel_major) {
+    channel_major = false;
+    if (s.tokens) return {s.positions(), s.channels};
+    if (s.height == 1 && s.width == 1) return {s.channels};
+    channel_major = true;
+    return {s.channels, s.height, s.width};
 }
 
 }  // namespace
+
+Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new Plan) {
+    if (steps == 0) throw ConfigError("network: time_steps must be at least 1");
+    Plan& P = *plan_;
+    P.graph = std::move(graph);
+    Graph& g = P.graph;
+    g.validate();
+    g.check_parameters();
+    const auto& nodes = g.nodes();
+    const std::size_t count = nodes.size();
+    P.storage.resize(count);
+    for (std::size_t i = 0; i < count; ++i) P.storage[i] = i;
+    P.op_of.assign(count, kNone);
+    for (const auto& n : nodes) P.largest = std::max(P.largest, n.shape.size());
+
+    auto in_channels = [&](const Node& n) { return nodes[n.input_index[0]].shape.channels; };
+    auto only_consumer = [&](std::size_t i) -> std::size_t {
+        return g.consumers(i).size() == 1 ? g.consumers(i)[0] : kNone;
+    };
+
+    // Batchnorms folded into the projection before them, and which projections run fused.
+    std::vector<const Node*> folded_bn(count, nullptr);  // projection → its folded batchnorm
+    std::vector<bool> skip(count, false);
+    for (std::size_t i = 0; i < count; ++i) {
+        const Node& n = nodes[i];
+        if (n.kind != NodeKind::batchnorm) continue;
+        const std::size_t p = n.input_index[0];
+        const auto pk = nodes[p].kind;
+        if ((pk == NodeKind::conv2d || pk == NodeKind::linear) && only_consumer(p) == i) {
+            folded_bn[p] = &n;
+            P.storage[i] = p;
+            skip[i] = true;
+        }
+    }
+    // flatten to tokens is the identity on channel-last storage
+    for (auto i : g.order()) {
+        const Node& n = nodes[i];
+        if (n.kind == NodeKind::flatten && n.attr.to_tokens) {
+            P.storage[i] = P.storage[n.input_index[0]];
+            skip[i] = true;
+        }
+    }
+    // Resolve aliases transitively (order() has inputs first).
+    for (auto i : g.order()) P.storage[i] = P.storage[P.storage[i]];
+
+    // Report rows: neuron populations in execution order, then the readout.
+    std::vector<std::size_t> row_of(count, kNone);
+    for (auto i : g.order())
+        if (is_neuron(nodes[i].kind)) {
+            row_of[i] = P.layers.size();
+            LayerInfo li;
+            li.name = nodes[i].name;
+            li.shape = report_shape(nodes[i].shape, li.channel_major);
+            li.neurons = nodes[i].shape.size();
+            P.layers.push_back(std::move(li));
+        }
+    {
+        const Node& r = nodes[g.readout_node()];
+        row_of[g.readout_node()] = P.layers.size();
+        LayerInfo li;
+        li.name = r.name;
+        li.kind = LayerKind::head;
+        li.shape = {r.attr.out_channels};
+        li.neurons = r.attr.out_channels;
+        li.input_neurons = in_channels(r);
+        li.flops = double(r.attr.out_channels * in_channels(r));
+        P.layers.push_back(std::move(li));
+    }
+    // The neuron population a projection's current drives (through batchnorm, scale and merges
+    // of currents).
+    auto driven_row = [&](std::size_t i) -> std::size_t {
+        std::size_t at = i;
+        while (true) {
+            const auto& cons = g.consumers(at);
+            if (cons.empty()) return kNone;
+            const std::size_t c = cons[0];
+            if (is_neuron(nodes[c].kind)) return row_of[c];
+            at = c;
+        }
+    };
+    // The population whose spikes an events edge carries (through flatten/pools), for estimates.
+    auto source_row = [&](std::size_t i) -> std::size_t {
+        std::size_t at = i;
+        while (!is_neuron(nodes[at].kind) && !nodes[at].input_index.empty() &&
+               nodes[at].kind != NodeKind::merge_add)
+            at = nodes[at].input_index[0];
+        return row_of[at];
+    };
+
+    std::vector<std::size_t> fused_linear(count, kNone);  // lif node → linear fused into it
+    for (auto i : g.order()) {
+        const Node& n = nodes[i];
+        if (n.kind != NodeKind::lif) continue;
+        const std::size_t src = P.storage[n.input_index[0]];
+        if (nodes[src].kind != NodeKind::linear) continue;
+        if (nodes[src].input_index[0] == g.input_node()) continue;  // image runs read it dense
+        if (nodes[nodes[src].input_index[0]].kind == NodeKind::avg_pool) continue;
+        // the linear's current (after its folded batchnorm) must go to this population only
+        // (a folded batchnorm is the linear's only consumer)
+        const std::size_t after =
+            folded_bn[src] ? only_consumer(only_consumer(src)) : only_consumer(src);
+        if (after != i) continue;
+        fused_linear[i] = src;
+        skip[src] = true;
+    }
+
+    for (auto c : g.consumers(g.input_node())) {
+        const auto k = nodes[c].kind;
+        if (k != NodeKind::conv2d && k != NodeKind::linear) P.image_blocker = nodes[c].name;
+    }
+    for (auto i : g.order()) {
+        const Node& n = nodes[i];
+        if (skip[i] || n.kind == NodeKind::input) continue;
+        Op op;
+        op.node = i;
+        op.out = P.storage[i];
+        op.neurons = n.shape.size();
+        for (auto j : n.input_index) op.in.push_back(P.storage[j]);
+        const bool reads_input = !n.input_index.empty() && n.input_index[0] == g.input_node();
+        const Node* in_node = n.input_index.empty() ? nullptr : &nodes[n.input_index[0]];
+        const float input_gain = in_node && in_node->kind == NodeKind::avg_pool
+                                     ? 1.f / float(in_node->attr.kernel * in_node->attr.kernel)
+                                     : 1.f;
+        switch (n.kind) {
+            case NodeKind::input:
+                break;
+            case NodeKind::lif:
+            case NodeKind::if_neuron: {
+                op.row = row_of[i];
+                op.lif = n.attr.lif;
+                op.kind = n.kind == NodeKind::lif ? OpKind::lif : OpKind::if_neuron;
+                break;
+            }
+            case NodeKind::conv2d: {
+                op.row = driven_row(i);
+                if (op.row == kNone) fail(n, "its current must drive a neuron population");
+                op.reads_input = reads_input;
+                const Shape& s = in_node->shape;
+                Affine bn;
+                if (folded_bn[i]) bn = fold_batchnorm(*folded_bn[i]);
+                auto f = fold_weights(n, s.channels, folded_bn[i] ? &bn : nullptr, input_gain);
+                const auto& a = n.attr;
+                if (a.kernel == 3 && a.stride == 1 && a.padding == 1 && a.dilation == 1 &&
+                    a.groups == 1) {
+                    Conv3x3 c;
+                    c.in_channels = s.channels;
+                    c.out_channels = a.out_channels;
+                    c.height = s.height;
+                    c.width = s.width;
+                    c.weight_t = std::move(f.weight_t);
+                    c.bias = std::move(f.bias);
+                    op.kind = OpKind::conv3x3;
+                    op.projection = i;
+                    op.kernel = P.conv3.size();
+                    P.conv3.push_back(std::move(c));
+                } else {
+                    Conv2d c;
+                    c.in_channels = s.channels;
+                    c.out_channels = a.out_channels;
+                    c.in_height = s.height;
+                    c.in_width = s.width;
+                    c.out_height = n.shape.height;
+                    c.out_width = n.shape.width;
+                    c.kernel = a.kernel;
+                    c.stride = a.stride;
+                    c.padding = a.padding;
+                    c.dilation = a.dilation;
+                    c.groups = a.groups;
+                    c.weight_t = std::move(f.weight_t);
+                    c.bias = std::move(f.bias);
+                    op.kind = OpKind::conv2d;
+                    op.projection = i;
+                    op.kernel = P.conv.size();
+                    P.conv.push_back(std::move(c));
+                }
+                auto& li = P.layers[op.row];
+                li.kind = reads_input ? LayerKind::conv_real : LayerKind::conv;
+                li.input_neurons = s.size();
+                li.flops =
+                    op.kind == OpKind::conv3x3 ? P.conv3.back().flops() : P.conv.back().flops();
+                break;
+            }
+            case NodeKind::linear: {
+                op.row = driven_row(i);
+                if (op.row == kNone) fail(n, "its current must drive a neuron population");
+                op.reads_input = reads_input;
+                op.kind = OpKind::linear;
+                break;
+            }
+            case NodeKind::batchnorm:
+                op.kind = OpKind::affine_current;
+                op.kernel = P.affine.size();
+                P.affine.push_back(fold_batchnorm(n));
+                break;
+            case NodeKind::scale: {
+                op.kind = OpKind::affine_current;
+                op.kernel = P.affine.size();
+                Affine a;
+                a.channels = n.shape.channels;
+                a.gain = n.params[0].data;
+                P.affine.push_back(std::move(a));
+                break;
+            }
+            case NodeKind::max_pool:
+            case NodeKind::sum_pool:
+            case NodeKind::avg_pool: {
+                const Shape& s = in_node->shape;
+                op.kind = n.kind == NodeKind::max_pool ? OpKind::max_pool : OpKind::sum_pool;
+                op.kernel = P.pools.size();
+                P.pools.emplace_back(s.channels, s.height, s.width, n.attr.kernel, n.attr.stride,
+                                     n.attr.padding);
+                break;
+            }
+            case NodeKind::flatten:
+                op.kind = OpKind::flatten_vector;
+                break;
+            case NodeKind::merge_add:
+                op.kind =
+                    g.signal(i) == Signal::events ? OpKind::merge_events : OpKind::merge_currents;
+                break;
+            case NodeKind::attention: {
+                op.row = driven_row(i);
+                if (op.row == kNone) fail(n, "its current must drive a neuron population");
+                op.kind = OpKind::attention;
+                op.kernel = P.attn.size();
+                const Shape& s = in_node->shape;
+                SpikingAttention a;
+                a.tokens = s.positions();
+                a.dim = s.channels;
+                a.heads = n.attr.heads;
+                a.scale = n.attr.attention_scale;
+                a.kappa = n.attr.kappa;
+                a.binary = n.attr.binary;
+                a.threshold.assign(a.heads, 0.f);
+                if (n.attr.adaptive_threshold)
+                    for (std::size_t h = 0; h < a.heads; ++h)
+                        a.threshold[h] = float(n.attr.lambda * double(n.params[0].data[h]));
+                if (n.attr.shift) a.shift = n.params[1].data;
+                a.validate(n.name.c_str());
+                auto& li = P.layers[op.row];
+                li.kind = LayerKind::attention;
+                li.input_neurons = s.size();
+                li.flops = a.flops_qk() + a.flops_av();
+                li.tokens = a.tokens;
+                li.estimate_rows = {source_row(n.input_index[0]), source_row(n.input_index[2])};
+                P.attention.push_back({n.name, op.row, a.tokens, a.dim, a.heads});
+                P.attn.push_back(std::move(a));
+                break;
+            }
+            case NodeKind::readout: {
+                op.kind = OpKind::readout;
+                op.row = row_of[i];
+                P.classes = n.attr.out_channels;
+                P.readout_channels = in_node->shape.channels;
+                P.readout_positions = in_node->shape.positions();
+                P.readout_weight = n.params[0].data;
+                P.readout_bias = n.params[1].data;
+                break;
+            }
+        }
+        P.op_of[i] = P.ops.size();
+        P.ops.push_back(std::move(op));
+    }
+    // Which op reads each storage last, in execution order.
+    std::vector<std::size_t> last_reader(count, kNone), readers(count, 0);
+    for (std::size_t o = 0; o < P.ops.size(); ++o) {
+        auto ins = P.ops[o].in;
+        std::sort(ins.begin(), ins.end());
+        ins.erase(std::unique(ins.begin(), ins.end()), ins.end());
+        for (auto j : ins) {
+            last_reader[j] = o;
+            ++readers[j];
+        }
+    }
+    // A merge that is the last reader of another merge's output continues its sum in place
+    // (the same events in the same order as a fresh sum, without re-adding them).
+    for (std::size_t o = 0; o < P.ops.size(); ++o) {
+        auto& op = P.ops[o];
+        if (op.kind != OpKind::merge_events) continue;
+        const std::size_t first = op.in[0], src = P.op_of[first];
+        if (src != kNone && P.ops[src].kind == OpKind::merge_events && last_reader[first] == o &&
+            std::count(op.in.begin(), op.in.end(), first) == 1)
+            op.continues = src;
+    }
+    // A current read only by the next op lives in one shared scratch buffer.
+    P.scratch_current.assign(count, false);
+    for (std::size_t o = 0; o + 1 < P.ops.size(); ++o) {
+        const auto& op = P.ops[o];
+        const bool current_op = op.kind == OpKind::conv3x3 || op.kind == OpKind::conv2d ||
+                                op.kind == OpKind::linear || op.kind == OpKind::attention;
+        const auto next = P.ops[o + 1].kind;
+        if (current_op && readers[op.out] == 1 && last_reader[op.out] == o + 1 &&
+            (next == OpKind::lif || next == OpKind::if_neuron))
+            P.scratch_current[op.out] = true;
+    }
+    // Linear kernels (plain and fused) once rows are known.
+    for (auto& op : P.ops) {
+        const bool fused = op.kind == OpKind::lif && fused_linear[op.node] != kNone;
+        if (op.kind != OpKind::linear && !fused) continue;
+        const std::size_t li_node = fused ? fused_linear[op.node] : op.node;
+        const Node& lin = nodes[li_node];
+        const Node& src = nodes[lin.input_index[0]];
+        const float input_gain =
+            src.kind == NodeKind::avg_pool ? 1.f / float(src.attr.kernel * src.attr.kernel) : 1.f;
+        Affine bn;
+        if (folded_bn[li_node]) bn = fold_batchnorm(*folded_bn[li_node]);
+        auto f =
+            fold_weights(lin, src.shape.channels, folded_bn[li_node] ? &bn : nullptr, input_gain);
+        TokenLinear t;
+        t.tokens = src.shape.positions();
+        t.in_features = src.shape.channels;
+        t.out_features = lin.shape.channels;
+        t.weight_t = std::move(f.weight_t);
+        t.bias = std::move(f.bias);
+        if (fused) {
+            op.kind = OpKind::linear_lif;
+            op.in = {P.storage[lin.input_index[0]]};
+        }
+        op.kernel = P.linear.size();
+        op.projection = li_node;
+        auto& li = P.layers[op.row];
+        li.kind = (!fused && op.reads_input) ? LayerKind::conv_real : LayerKind::linear;
+        li.input_neurons = t.inputs();
+        li.flops = t.flops();
+        P.linear.push_back(std::move(t));
+    }
+}
+
+Network::Network(Network&&) noexcept = default;
+Network& Network::operator=(Network&&) noexcept = default;
+Network::~Network() = default;
+
+const Graph& Network::graph() const {
+    return plan_->graph;
+}
+const std::vector<LayerInfo>& Network::layers() const {
+    return plan_->layers;
+}
+const std::vector<AttentionInfo>& Network::attention() const {
+    return plan_->attention;
+}
+const Shape& Network::input_shape() const {
+    return plan_->graph.nodes()[plan_->graph.input_node()].shape;
+}
+std::size_t Network::classes() const {
+    return plan_->classes;
+}
+
+Network::Projection Network::projection(std::string_view node) const {
+    const auto& P = *plan_;
+    const std::size_t i = P.graph.find(node);
+    for (const auto& op : P.ops) {
+        if (op.projection != i || i == P.graph.nodes().size()) continue;
+        if (op.kind == OpKind::conv3x3)
+            return {P.conv3[op.kernel].weight_t, P.conv3[op.kernel].bias};
+        if (op.kind == OpKind::conv2d) return {P.conv[op.kernel].weight_t, P.conv[op.kernel].bias};
+        return {P.linear[op.kernel].weight_t, P.linear[op.kernel].bias};
+    }
+    throw ConfigError(fmt::format("network: '{}' is not a conv2d or linear node", node));
+}
+
+const SpikingAttention& Network::attention_kernel(std::size_t i) const {
+    if (i >= plan_->attn.size()) throw ConfigError(fmt::format("network: no attention node {}", i));
+    return plan_->attn[i];
+}
 
 StepCounts& StepCounts::operator+=(const StepCounts& o) {
     sops += o.sops;
@@ -40,132 +541,30 @@ StepCounts SampleResult::total() const {
     return t;
 }
 
-void Network::validate() const {
-    auto fail = [](const std::string& rule) { throw ConfigError("network: " + rule); };
-    if (time_steps == 0) fail("time_steps must be at least 1");
-    if (stem.size() != 4) fail("the stem must have four stages");
-    std::size_t c = stem[0].conv.in_channels, h = stem[0].conv.height, w = stem[0].conv.width;
-    for (std::size_t i = 0; i < 4; ++i) {
-        const auto name = "sps/conv" + std::to_string(i);
-        const auto& conv = stem[i].conv;
-        conv.validate(name.c_str());
-        if (conv.in_channels != c || conv.height != h || conv.width != w)
-            fail(name + " does not take the previous stage's output shape");
-        c = conv.out_channels;
-        if (stem[i].pool_after) {
-            SpikeMaxPool p(c, h, w);
-            h = p.out_height();
-            w = p.out_width();
-        }
-    }
-    rpe.validate("sps/rpe_conv");
-    if (rpe.in_channels != c || rpe.out_channels != c || rpe.height != h || rpe.width != w)
-        fail("sps/rpe_conv must map the stem's output shape onto itself");
-    const std::size_t n = h * w, d = c;
-    for (std::size_t l = 0; l < blocks.size(); ++l) {
-        const auto& b = blocks[l];
-        const auto p = "blocks/" + std::to_string(l) + "/";
-        auto check_linear = [&](const TokenLinear& lin, const std::string& name, std::size_t in,
-                                std::size_t out) {
-            lin.validate((p + name).c_str());
-            if (lin.tokens != n || lin.in_features != in || lin.out_features != out)
-                fail(p + name + " has the wrong shape");
-        };
-        check_linear(b.q, "attn/q_linear", d, d);
-        check_linear(b.k, "attn/k_linear", d, d);
-        check_linear(b.v, "attn/v_linear", d, d);
-        check_linear(b.proj, "attn/proj_linear", d, d);
-        check_linear(b.fc1, "mlp/fc1_linear", d, b.fc1.out_features);
-        check_linear(b.fc2, "mlp/fc2_linear", b.fc1.out_features, d);
-        b.attention.validate((p + "attn").c_str());
-        if (b.attention.tokens != n || b.attention.dim != d) fail(p + "attn has the wrong size");
-    }
-    if (blocks.empty()) fail("at least one block is required");
-    if (head.in_features != d || head.classes < 1 || head.weight.size() != head.classes * d ||
-        head.bias.size() != head.classes)
-        fail("head must map D features to the classes");
-}
-
-std::vector<LayerInfo> Network::layers() const {
-    std::vector<LayerInfo> out;
-    std::size_t in_neurons = stem[0].conv.inputs();
-    for (std::size_t i = 0; i < 4; ++i) {
-        const auto& conv = stem[i].conv;
-        LayerInfo li;
-        li.name = "sps/lif" + std::to_string(i);
-        li.kind = i == 0 ? LayerKind::conv_real : LayerKind::conv;
-        li.shape = {conv.out_channels, conv.height, conv.width};
-        li.neurons = conv.outputs();
-        li.input_neurons = in_neurons;
-        li.flops = conv.flops();
-        out.push_back(li);
-        in_neurons = stem[i].pool_after
-                         ? SpikeMaxPool(conv.out_channels, conv.height, conv.width).outputs()
-                         : conv.outputs();
-    }
-    out.push_back({"sps/rpe_lif",
-                   LayerKind::conv,
-                   {rpe.out_channels, rpe.height, rpe.width},
-                   rpe.outputs(),
-                   rpe.inputs(),
-                   rpe.flops()});
-    const std::size_t n = tokens(), d = dim();
-    for (std::size_t l = 0; l < blocks.size(); ++l) {
-        const auto& b = blocks[l];
-        const TokenLinear* lin[7] = {&b.q, &b.k, &b.v, nullptr, &b.proj, &b.fc1, &b.fc2};
-        for (std::size_t i = 0; i < 7; ++i) {
-            LayerInfo li;
-            li.name = block_name(l, i);
-            if (lin[i]) {
-                li.kind = LayerKind::linear;
-                li.shape = {n, lin[i]->out_features};
-                li.neurons = lin[i]->outputs();
-                li.input_neurons = lin[i]->inputs();
-                li.flops = lin[i]->flops();
-            } else {
-                li.kind = LayerKind::attention;
-                li.shape = {n, d};
-                li.neurons = n * d;
-                li.input_neurons = n * d;
-                li.flops = b.attention.flops_qk() + b.attention.flops_av();
-            }
-            out.push_back(li);
-        }
-    }
-    out.push_back({"head",
-                   LayerKind::head,
-                   {head.classes},
-                   head.classes,
-                   head.in_features,
-                   double(head.classes * head.in_features)});
-    return out;
-}
-
 SpikeRecorder::SpikeRecorder(const Network& net, const std::vector<std::string>& layers) {
-    const auto infos = net.layers();
+    const auto& infos = net.layers();
     slot_.assign(infos.size(), -1);
     channels_.assign(infos.size(), 0);
-    for (std::size_t i = 0; i + 1 < infos.size(); ++i) {
+    std::string valid;
+    for (std::size_t i = 0; i < infos.size(); ++i) {
+        if (infos[i].kind == LayerKind::head) continue;
+        valid += (valid.empty() ? "" : ", ") + infos[i].name;
         const bool chosen = layers.empty() ||
                             std::find(layers.begin(), layers.end(), infos[i].name) != layers.end();
         if (!chosen) continue;
         slot_[i] = static_cast<int>(rasters_.size());
-        if (i < 5) channels_[i] = infos[i].shape[0];
-        // record() converts conv populations to channel-major; token populations keep the
+        if (infos[i].channel_major) channels_[i] = infos[i].shape[0];
+        // record() converts map populations to channel-major; token populations keep the
         // engine's token-major order: the raster states the order it is converted to here
         rasters_.push_back(
             {infos[i].name, infos[i].shape, channels_[i] ? kChannelMajor : kTokenMajor, {}, {}});
     }
     for (const auto& name : layers) {
         bool known = false;
-        for (std::size_t i = 0; i + 1 < infos.size(); ++i) known |= infos[i].name == name;
-        if (!known) {
-            std::string valid;
-            for (std::size_t i = 0; i + 1 < infos.size(); ++i)
-                valid += (i ? ", " : "") + infos[i].name;
+        for (const auto& li : infos) known |= li.kind != LayerKind::head && li.name == name;
+        if (!known)
             throw ConfigError("unknown population '" + name +
                               "' to record; expected one of: " + valid);
-        }
     }
 }
 
@@ -176,7 +575,7 @@ void SpikeRecorder::record(std::size_t layer, std::size_t step, const EventList&
     for (std::size_t e = 0; e < events.size(); ++e)
         for (std::uint16_t m = 0; m < events.count[e]; ++m) {
             const std::size_t n = events.neuron[e];
-            // Channel-last (engine) → channel-major (reports) for conv populations.
+            // Channel-last (engine) → channel-major (reports) for map populations.
             r.idx.push_back(static_cast<std::uint32_t>(c ? (n % c) * positions + n / c : n));
             r.time.push_back(static_cast<std::uint32_t>(step));
         }
@@ -189,195 +588,366 @@ void SpikeRecorder::clear() {
     }
 }
 
-Simulator::Simulator(const Network& net) : net_(&net) {
-    net.validate();
-    const auto infos = net.layers();
-    std::size_t largest = 0;
-    for (const auto& li : infos) largest = std::max(largest, li.neurons);
-    v_.resize(infos.size());
-    for (std::size_t i = 0; i + 1 < infos.size(); ++i) v_[i].assign(infos[i].neurons, 0.f);
-    acc_.assign(largest, 0.f);
-    image_current_.assign(net.stem[0].conv.outputs(), 0.f);
-    events_.resize(infos.size());
-    for (std::size_t i = 0; i < 4; ++i) {
-        const auto& conv = net.stem[i].conv;
-        pools_.emplace_back(conv.out_channels, conv.height, conv.width);
+struct Simulator::State {
+    std::vector<EventList> events;                 ///< [node] output events
+    std::vector<std::vector<float>> current;       ///< [node] output currents (own buffers)
+    std::vector<float*> cur;                       ///< [node] where its current lives
+    std::vector<std::vector<float>> v;             ///< [node] membranes of neuron nodes
+    std::vector<std::vector<float>> image_cache;   ///< [op] dense projection of the image
+    std::vector<std::uint64_t> image_macs;         ///< [op]
+    std::vector<ResidualStream> streams;           ///< [op] merge_events
+    std::vector<AttentionScratch> attention;       ///< [attention kernel]
+    std::vector<std::uint8_t> seen;                ///< max-pool scratch
+    std::vector<std::uint32_t> sums;               ///< sum-pool scratch
+    std::vector<float> acc;                        ///< fallback scratch of propagate_lif
+    std::vector<double> readout_sum;               ///< [C]
+    std::vector<StepCounts> counts;                ///< [step][row]
+    std::vector<AttentionStepCounts> attn_counts;  ///< [step][attention]
+    std::size_t steps = 0;
+    bool image = false;
+    std::chrono::steady_clock::time_point start;
+};
+
+Simulator::Simulator(const Network& net) : net_(&net), s_(new State) {
+    const auto& P = net.plan();
+    const auto& nodes = P.graph.nodes();
+    State& s = *s_;
+    s.events.resize(nodes.size());
+    s.current.resize(nodes.size());
+    s.v.resize(nodes.size());
+    s.image_cache.resize(P.ops.size());
+    s.image_macs.assign(P.ops.size(), 0);
+    s.streams.resize(P.ops.size());
+    for (const auto& op : P.ops) {
+        const Node& n = nodes[op.node];
+        switch (op.kind) {
+            case OpKind::lif:
+            case OpKind::if_neuron:
+            case OpKind::linear_lif:
+                s.v[op.node].assign(n.shape.size(), 0.f);
+                break;
+            case OpKind::conv3x3:
+            case OpKind::conv2d:
+            case OpKind::linear:
+            case OpKind::attention:
+            case OpKind::affine_current:
+            case OpKind::merge_currents:
+                s.current[op.out].assign(n.shape.size(), 0.f);
+                break;
+            case OpKind::flatten_vector:
+                if (P.graph.signal(op.node) == Signal::current)
+                    s.current[op.out].assign(n.shape.size(), 0.f);
+                break;
+            case OpKind::merge_events:
+                s.streams[P.op_of[op.node]] = ResidualStream(n.shape.size());
+                break;
+            default:
+                break;
+        }
     }
-    pool_seen_.assign(largest, 0);
-    pooled_.resize(4);
-    stream_ = ResidualStream(net.tokens() * net.dim());
-    for (const auto& b : net.blocks) attention_scratch_.emplace_back(b.attention);
-    head_sum_.assign(net.dim(), 0.0);
+    for (const auto& a : P.attn) s.attention.emplace_back(a);
+    s.seen.assign(P.largest, 0);
+    s.sums.assign(P.largest, 0);
+    s.acc.assign(P.largest, 0.f);
+    s.cur.assign(nodes.size(), nullptr);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (P.scratch_current[i]) {
+            s.current[i].clear();
+            s.current[i].shrink_to_fit();
+            s.cur[i] = s.acc.data();
+        } else {
+            s.cur[i] = s.current[i].data();
+        }
+    }
+    s.readout_sum.assign(P.readout_channels, 0.0);
+}
+
+Simulator::~Simulator() = default;
+Simulator::Simulator(Simulator&&) noexcept = default;
+
+void Simulator::begin(bool keep_state) {
+    State& s = *s_;
+    s.start = std::chrono::steady_clock::now();
+    s.steps = 0;
+    s.counts.clear();
+    s.attn_counts.clear();
+    std::fill(s.readout_sum.begin(), s.readout_sum.end(), 0.0);
+    s.image = false;
+    if (!keep_state)  // every membrane starts at its population's v_reset (the trainer's rule)
+        for (const auto& op : net_->plan().ops)
+            if (op.kind == OpKind::lif || op.kind == OpKind::if_neuron ||
+                op.kind == OpKind::linear_lif)
+                std::fill(s.v[op.node].begin(), s.v[op.node].end(), op.lif.v_reset);
 }
 
 SampleResult Simulator::run_image(std::span<const float> image, SpikeRecorder* recorder) {
-    if (image.size() != net_->input_neurons())
+    const Network& net = *net_;
+    const auto& P = net.plan();
+    if (!P.image_blocker.empty())
+        throw ConfigError("network: a static image can only enter conv2d or linear nodes, but '" +
+                          P.image_blocker + "' reads the input; give it events");
+    if (image.size() != net.input_neurons())
         throw ConfigError("image has " + std::to_string(image.size()) + " values, the network " +
-                          "expects " + std::to_string(net_->input_neurons()));
+                          "expects " + std::to_string(net.input_neurons()));
     begin();
-    const auto& conv = net_->stem[0].conv;
-    conv.init(image_current_.data());
-    const std::uint64_t image_macs = conv.propagate_dense(image.data(), image_current_.data());
-    for (std::size_t t = 0; t < net_->time_steps; ++t) step(nullptr, image_macs, recorder);
+    State& s = *s_;
+    s.image = true;
+    for (std::size_t o = 0; o < P.ops.size(); ++o) {
+        const Op& op = P.ops[o];
+        if (!op.reads_input) continue;
+        auto& cache = s.image_cache[o];
+        switch (op.kind) {
+            case OpKind::conv3x3: {
+                const auto& c = P.conv3[op.kernel];
+                cache.assign(c.outputs(), 0.f);
+                c.init(cache.data());
+                s.image_macs[o] = c.propagate_dense(image.data(), cache.data());
+                break;
+            }
+            case OpKind::conv2d: {
+                const auto& c = P.conv[op.kernel];
+                cache.assign(c.outputs(), 0.f);
+                c.init(cache.data());
+                s.image_macs[o] = c.propagate_dense(image.data(), cache.data());
+                break;
+            }
+            case OpKind::linear: {
+                const auto& l = P.linear[op.kernel];
+                cache.assign(l.outputs(), 0.f);
+                l.init(cache.data());
+                std::uint64_t macs = 0;
+                for (std::size_t pos = 0; pos < l.tokens; ++pos)
+                    for (std::size_t i = 0; i < l.in_features; ++i) {
+                        const float x = image[pos * l.in_features + i];
+                        if (x == 0.f) continue;
+                        const float* row = l.weight_t.data() + i * l.out_features;
+                        float* out = cache.data() + pos * l.out_features;
+                        for (std::size_t k = 0; k < l.out_features; ++k) out[k] += x * row[k];
+                        macs += l.out_features;
+                    }
+                s.image_macs[o] = macs;
+                break;
+            }
+            default:
+                break;
+        }
+    }
+    for (std::size_t t = 0; t < net.time_steps; ++t) step(nullptr, recorder);
     return finish();
 }
 
 SampleResult Simulator::run_events(std::span<const EventList> frames, SpikeRecorder* recorder) {
-    if (frames.size() != net_->time_steps)
+    const Network& net = *net_;
+    if (frames.size() != net.time_steps)
         throw ConfigError("event input has " + std::to_string(frames.size()) +
-                          " frames, the network runs " + std::to_string(net_->time_steps) +
+                          " frames, the network runs " + std::to_string(net.time_steps) +
                           " time steps");
-    for (const auto& f : frames) check_input(f);
+    const auto limit = net.input_neurons();
+    for (const auto& f : frames)
+        for (auto n : f.neuron)
+            if (n >= limit)
+                throw ConfigError("input event of neuron " + std::to_string(n) +
+                                  " is outside the " + std::to_string(limit) + " input neurons");
     begin();
-    for (const auto& f : frames) step(&f, 0, recorder);
+    for (const auto& f : frames) step(&f, recorder);
     return finish();
 }
 
-void Simulator::check_input(const EventList& input) const {
+void Simulator::step_events(const EventList& input, SpikeRecorder* recorder) {
     const auto limit = net_->input_neurons();
     for (auto n : input.neuron)
         if (n >= limit)
             throw ConfigError("input event of neuron " + std::to_string(n) + " is outside the " +
                               std::to_string(limit) + " input neurons");
+    s_->image = false;
+    step(&input, recorder);
 }
 
-void Simulator::begin(bool keep_state) {
-    start_ = std::chrono::steady_clock::now();
-    steps_ = 0;
-    step_counts_.clear();
-    step_attention_.clear();
-    if (!keep_state)
-        for (auto& v : v_) std::fill(v.begin(), v.end(), 0.f);
-    std::fill(head_sum_.begin(), head_sum_.end(), 0.0);
-}
-
-void Simulator::step_events(const EventList& input, SpikeRecorder* recorder) {
-    check_input(input);
-    step(&input, 0, recorder);
-}
-
-void Simulator::step(const EventList* input_events, std::uint64_t image_macs,
-                     SpikeRecorder* recorder) {
-    const Network& net = *net_;
-    const std::size_t layers = v_.size(), t = steps_++;
-    step_counts_.resize(step_counts_.size() + layers);
-    step_attention_.resize(step_attention_.size() + net.blocks.size());
-    StepCounts* counts = step_counts_.data() + t * layers;
-    AttentionStepCounts* attention = step_attention_.data() + t * net.blocks.size();
-    float* acc = acc_.data();
-    auto count = [&](std::size_t layer) -> StepCounts& { return counts[layer]; };
-    // Runs the LIF of `layer` on acc_ and records its spikes.
-    auto fire = [&](std::size_t layer, const LifParams& p, std::size_t n) -> EventList& {
-        auto& ev = events_[layer];
-        ev.clear();
-        lif_step(p, v_[layer].data(), acc, n, ev);
-        auto& c = count(layer);
-        c.membrane_updates += n;
+void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
+    const auto& P = net_->plan();
+    State& s = *s_;
+    const std::size_t rows = P.layers.size(), t = s.steps;
+    s.counts.resize((t + 1) * rows);
+    s.attn_counts.resize((t + 1) * P.attn.size());
+    StepCounts* count = s.counts.data() + t * rows;
+    const std::size_t in_node = P.graph.input_node();
+    auto events_of = [&](std::size_t storage) -> const EventList& {
+        return storage == in_node ? *input : s.events[storage];
+    };
+    auto emit = [&](const Op& op, const EventList& ev) {
+        auto& c = count[op.row];
+        c.membrane_updates += op.neurons;
         c.spikes += ev.size();
-        if (recorder && recorder->wants(layer)) recorder->record(layer, t, ev);
-        return ev;
+        if (recorder && recorder->wants(op.row)) recorder->record(op.row, t, ev);
     };
 
-    // SPS stem.
-    const EventList* input = nullptr;
-    for (std::size_t i = 0; i < 4; ++i) {
-        const auto& conv = net.stem[i].conv;
-        auto& c = count(i);
-        if (i == 0 && !input_events) {
-            std::copy(image_current_.begin(), image_current_.end(), acc);
-            c.macs += image_macs;
-        } else {
-            const EventList& in = i == 0 ? *input_events : *input;
-            conv.init(acc);
-            c.sops += conv.propagate(in, acc);
-            c.input_events += in.total();
-        }
-        const EventList& spikes = fire(i, net.lif, conv.outputs());
-        input = &spikes;
-        if (net.stem[i].pool_after) {
-            pools_[i].apply(spikes, pooled_[i], pool_seen_);
-            input = &pooled_[i];
+    for (std::size_t o = 0; o < P.ops.size(); ++o) {
+        const Op& op = P.ops[o];
+        switch (op.kind) {
+            case OpKind::conv3x3:
+            case OpKind::conv2d:
+            case OpKind::linear: {
+                float* acc = s.cur[op.out];
+                auto& c = count[op.row];
+                if (op.reads_input && s.image) {
+                    std::copy(s.image_cache[o].begin(), s.image_cache[o].end(), acc);
+                    c.macs += s.image_macs[o];
+                    break;
+                }
+                const EventList& in = events_of(op.in[0]);
+                if (op.kind == OpKind::conv3x3) {
+                    const auto& k = P.conv3[op.kernel];
+                    k.init(acc);
+                    c.sops += k.propagate(in, acc);
+                } else if (op.kind == OpKind::conv2d) {
+                    const auto& k = P.conv[op.kernel];
+                    k.init(acc);
+                    c.sops += k.propagate(in, acc);
+                } else {
+                    const auto& k = P.linear[op.kernel];
+                    k.init(acc);
+                    c.sops += k.propagate(in, acc);
+                }
+                c.input_events += in.total();
+                break;
+            }
+            case OpKind::linear_lif: {
+                const EventList& in = events_of(op.in[0]);
+                auto& ev = s.events[op.out];
+                ev.clear();
+                auto& c = count[op.row];
+                c.sops += P.linear[op.kernel].propagate_lif(in, op.lif, s.v[op.node].data(), ev,
+                                                            s.acc.data());
+                c.input_events += in.total();
+                emit(op, ev);
+                break;
+            }
+            case OpKind::lif: {
+                auto& ev = s.events[op.out];
+                ev.clear();
+                lif_step(op.lif, s.v[op.node].data(), s.cur[op.in[0]], op.neurons, ev);
+                emit(op, ev);
+                break;
+            }
+            case OpKind::if_neuron: {
+                auto& ev = s.events[op.out];
+                ev.clear();
+                float* v = s.v[op.node].data();
+                const float* x = s.cur[op.in[0]];
+                for (std::size_t i = 0; i < op.neurons; ++i) {
+                    const float u = if_charge(v[i], x[i]);
+                    const bool fire = fires(u, op.lif);
+                    v[i] = after_spike(u, fire, op.lif);
+                    if (fire) ev.push(static_cast<std::uint32_t>(i), 1);
+                }
+                emit(op, ev);
+                break;
+            }
+            case OpKind::attention: {
+                const auto& q = events_of(op.in[0]);
+                const auto& v = events_of(op.in[2]);
+                const auto ac = attend(P.attn[op.kernel], q, events_of(op.in[1]), v, s.cur[op.out],
+                                       s.attention[op.kernel]);
+                auto& c = count[op.row];
+                c.sops += ac.sops_qk + ac.sops_av;
+                c.input_events += q.size() + v.size();
+                s.attn_counts[t * P.attn.size() + op.kernel] = {ac.sops_qk, ac.sops_av, ac.nonzero};
+                break;
+            }
+            case OpKind::affine_current: {
+                const auto& a = P.affine[op.kernel];
+                const float* x = s.cur[op.in[0]];
+                float* y = s.cur[op.out];
+                const std::size_t ch = a.channels;
+                for (std::size_t i = 0; i < op.neurons; ++i)
+                    y[i] = a.shift.empty() ? x[i] * a.gain[i % ch]
+                                           : x[i] * a.gain[i % ch] + a.shift[i % ch];
+                break;
+            }
+            case OpKind::max_pool:
+                P.pools[op.kernel].apply(events_of(op.in[0]), s.events[op.out], s.seen);
+                break;
+            case OpKind::sum_pool:
+                P.pools[op.kernel].apply_sum(events_of(op.in[0]), s.events[op.out], s.sums);
+                break;
+            case OpKind::merge_events: {
+                std::size_t slot = o;
+                while (P.ops[slot].continues != kNone) slot = P.ops[slot].continues;
+                auto& stream = s.streams[slot];
+                if (op.continues == kNone) {
+                    stream.clear();
+                    stream.add(events_of(op.in[0]));
+                }
+                for (std::size_t e = 1; e < op.in.size(); ++e) stream.add(events_of(op.in[e]));
+                const auto& shape = P.graph.nodes()[op.node].shape;
+                stream.to_events_by_token(s.events[op.out], shape.channels);
+                break;
+            }
+            case OpKind::merge_currents: {
+                float* y = s.cur[op.out];
+                std::fill(y, y + op.neurons, 0.f);
+                for (auto j : op.in) {
+                    const float* x = s.cur[j];
+                    for (std::size_t i = 0; i < op.neurons; ++i) y[i] += x[i];
+                }
+                break;
+            }
+            case OpKind::flatten_vector: {
+                const Shape& in = P.graph.nodes()[P.graph.nodes()[op.node].input_index[0]].shape;
+                const std::size_t c = in.channels, hw = in.positions();
+                if (P.graph.signal(op.node) == Signal::events) {
+                    const EventList& x = events_of(op.in[0]);
+                    auto& y = s.events[op.out];
+                    y.clear();
+                    for (std::size_t e = 0; e < x.size(); ++e) {
+                        const std::size_t n = x.neuron[e];
+                        y.push(static_cast<std::uint32_t>((n % c) * hw + n / c), x.count[e]);
+                    }
+                } else {
+                    const float* x = s.cur[op.in[0]];
+                    float* y = s.cur[op.out];
+                    for (std::size_t n = 0; n < c * hw; ++n) y[(n % c) * hw + n / c] = x[n];
+                }
+                break;
+            }
+            case OpKind::readout: {
+                const EventList& x = events_of(op.in[0]);
+                const std::size_t d = P.readout_channels;
+                for (std::size_t e = 0; e < x.size(); ++e)
+                    s.readout_sum[x.neuron[e] % d] += x.count[e];
+                break;
+            }
         }
     }
-    // After stage 3 `input` is the feature map x_feat.
-    const EventList& feat = *input;
-    net.rpe.init(acc);
-    count(4).sops += net.rpe.propagate(feat, acc);
-    count(4).input_events += feat.total();
-    const EventList& rpe_spikes = fire(4, net.lif, net.rpe.outputs());
-    stream_.clear();
-    stream_.add(feat);
-    stream_.add(rpe_spikes);
-    EventList& x = stream_events_;
-    stream_.to_events_by_token(x, net.dim());
-
-    for (std::size_t l = 0; l < net.blocks.size(); ++l) {
-        const auto& b = net.blocks[l];
-        const std::size_t base = 5 + 7 * l;
-        auto linear = [&](const TokenLinear& lin, std::size_t layer, const EventList& in,
-                          const LifParams& p) -> EventList& {
-            auto& ev = events_[layer];
-            ev.clear();
-            auto& c = count(layer);
-            c.sops += lin.propagate_lif(in, p, v_[layer].data(), ev, acc);
-            c.input_events += in.total();
-            c.membrane_updates += lin.outputs();
-            c.spikes += ev.size();
-            if (recorder && recorder->wants(layer)) recorder->record(layer, t, ev);
-            return ev;
-        };
-        const EventList& q = linear(b.q, base + 0, x, net.lif);
-        const EventList& k = linear(b.k, base + 1, x, net.lif);
-        const EventList& v = linear(b.v, base + 2, x, net.lif);
-        const auto ac = attend(b.attention, q, k, v, acc, attention_scratch_[l]);
-        auto& ca = count(base + 3);
-        ca.sops += ac.sops_qk + ac.sops_av;
-        ca.input_events += q.size() + v.size();
-        attention[l] = {ac.sops_qk, ac.sops_av, ac.nonzero};
-        const EventList& attn = fire(base + 3, net.attn_lif, b.attention.tokens * net.dim());
-        const EventList& proj = linear(b.proj, base + 4, attn, net.lif);
-        stream_.add(proj);
-        stream_.to_events_by_token(x, net.dim());
-        const EventList& h1 = linear(b.fc1, base + 5, x, net.lif);
-        const EventList& h2 = linear(b.fc2, base + 6, h1, net.lif);
-        stream_.add(h2);
-        stream_.to_events_by_token(x, net.dim());
-    }
-    // Token and time mean: integer sums per channel, not SOPs.
-    const std::size_t d = net.dim();
-    for (std::size_t e = 0; e < x.size(); ++e) head_sum_[x.neuron[e] % d] += x.count[e];
+    ++s.steps;
 }
 
 SampleResult Simulator::finish() {
-    const Network& net = *net_;
-    const std::size_t steps = steps_, layers = v_.size(), blocks = net.blocks.size();
+    const auto& P = net_->plan();
+    State& s = *s_;
+    const std::size_t rows = P.layers.size(), steps = s.steps, attn = P.attn.size();
     SampleResult r;
     r.time_steps = steps;
-    // [step][layer] as run → [layer][step] as reported.
-    r.counts.resize(layers * steps);
+    r.counts.resize(rows * steps);
     for (std::size_t t = 0; t < steps; ++t)
-        for (std::size_t l = 0; l < layers; ++l)
-            r.counts[l * steps + t] = step_counts_[t * layers + l];
-    r.attention.resize(blocks * steps);
+        for (std::size_t l = 0; l < rows; ++l) r.counts[l * steps + t] = s.counts[t * rows + l];
+    r.attention.resize(attn * steps);
     for (std::size_t t = 0; t < steps; ++t)
-        for (std::size_t b = 0; b < blocks; ++b)
-            r.attention[b * steps + t] = step_attention_[t * blocks + b];
-
-    const auto& head = net.head;
-    r.logits.assign(head.bias.begin(), head.bias.end());
-    if (steps > 0) {
-        const double norm = 1.0 / double(steps * net.tokens());
-        for (std::size_t k = 0; k < head.classes; ++k) {
-            float s = head.bias[k];
-            for (std::size_t c = 0; c < head.in_features; ++c)
-                s += head.weight[k * head.in_features + c] * float(head_sum_[c] * norm);
-            r.logits[k] = s;
-        }
-        r.counts[(layers - 1) * steps + steps - 1].macs += head.classes * head.in_features;
+        for (std::size_t a = 0; a < attn; ++a)
+            r.attention[a * steps + t] = s.attn_counts[t * attn + a];
+    const double norm = steps ? 1.0 / double(steps * P.readout_positions) : 0.0;
+    const std::size_t in = P.readout_channels;
+    r.logits.assign(P.classes, 0.f);
+    for (std::size_t k = 0; k < P.classes; ++k) {
+        float sum = P.readout_bias[k];
+        for (std::size_t c = 0; c < in; ++c)
+            sum += P.readout_weight[k * in + c] * float(s.readout_sum[c] * norm);
+        r.logits[k] = sum;
     }
+    if (steps) r.counts[(rows - 1) * steps + steps - 1].macs += P.classes * in;
     r.prediction = static_cast<std::size_t>(std::max_element(r.logits.begin(), r.logits.end()) -
                                             r.logits.begin());
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.start).count();
     return r;
 }
 

@@ -11,14 +11,15 @@ namespace evformer::sim {
 
 RunAccumulator::RunAccumulator(const Network& net)
     : layers_(net.layers()),
+      attention_info_(net.attention()),
       time_steps_(net.time_steps),
-      blocks_(net.blocks.size()),
-      tokens_(net.tokens()),
-      heads_(net.blocks.empty() ? 0 : net.blocks[0].attention.heads),
       counts_(layers_.size() * net.time_steps),
-      attention_(net.blocks.size() * net.time_steps) {}
+      attention_(attention_info_.size() * net.time_steps) {}
 
 void RunAccumulator::add(const SampleResult& r, std::size_t label) {
+    if (r.time_steps != time_steps_ || r.counts.size() != counts_.size() ||
+        r.attention.size() != attention_.size())
+        throw ConfigError("run report: a sample result of another network or step count");
     ++samples_;
     correct_ += r.prediction == label;
     nonfinite_ +=
@@ -88,8 +89,9 @@ RunReport RunAccumulator::report(const EnergyModel& energy) const {
                 break;
             case LayerKind::attention: {
                 // fr_q·T·FLOPs(QKᵀ) + fr_v·T·FLOPs(A·V), each product N²·D: (q + v spikes) × N.
-                const double qv = double(total[l - 3].spikes + total[l - 1].spikes) * per;
-                lr.sops_estimated = qv * double(tokens_);
+                std::uint64_t spikes = 0;
+                for (auto row : info.estimate_rows) spikes += total[row].spikes;
+                lr.sops_estimated = double(spikes) * per * double(info.tokens);
                 break;
             }
         }
@@ -106,7 +108,8 @@ RunReport RunAccumulator::report(const EnergyModel& energy) const {
         r.layers.push_back(std::move(lr));
     }
     r.energy_mj = energy.millijoules(r.sops, r.macs);
-    for (std::size_t b = 0; b < blocks_; ++b) {
+    for (std::size_t b = 0; b < attention_info_.size(); ++b) {
+        const auto& info = attention_info_[b];
         AttentionReport ar;
         ar.block = b;
         double nonzero = 0, qk = 0, av = 0;
@@ -116,9 +119,10 @@ RunReport RunAccumulator::report(const EnergyModel& energy) const {
             qk += double(a.sops_qk);
             av += double(a.sops_av);
         }
-        const double entries = double(tokens_ * tokens_ * heads_) * steps * double(samples_);
+        const double entries =
+            double(info.tokens * info.tokens * info.heads) * steps * double(samples_);
         ar.fr_attn = samples_ ? nonzero / entries : 0;
-        ar.fr_out = r.layers[Network::attention_layer(b)].firing_rate;
+        ar.fr_out = r.layers[info.row].firing_rate;
         ar.sops_qk = qk * per;
         ar.sops_av = av * per;
         r.attention.push_back(ar);

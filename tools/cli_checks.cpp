@@ -65,7 +65,7 @@ NamedPath dataset_input(const std::string& data) {
 
 std::vector<NamedPath> dataset_inputs(const DataOptions& data) {
     if (!data.data.empty()) return {dataset_input(data.data)};
-    return {dataset_input(kShippedEventData), dataset_input("fashion-mnist")};
+    return {dataset_input(shipped_path(kShippedEventData)), dataset_input("fashion-mnist")};
 }
 
 void check_distinct_files(const std::vector<NamedPath>& inputs,

@@ -246,8 +246,8 @@ void bench(const BenchOptions& opt) {
     std::FILE* text = opt.json == "-" ? stderr : stdout;
     tbb::global_control one_core(tbb::global_control::max_allowed_parallelism, 1);
     std::string label = opt.model;
-    if (label.empty() && std::filesystem::exists("examples/models/fmnist-ssa-bin.h5"))
-        label = "examples/models/fmnist-ssa-bin.h5";
+    if (label.empty() && std::filesystem::exists(shipped_path("examples/models/fmnist-ssa-bin.h5")))
+        label = shipped_path("examples/models/fmnist-ssa-bin.h5");
     const std::vector<NamedPath> outputs{{"--save-weights", opt.save_weights},
                                          {"--json", opt.json}};
     std::vector<NamedPath> inputs = dataset_inputs(opt.data);

@@ -1,14 +1,16 @@
-// `evformer data info PATH`: what an image dataset holds.
+// `evformer data info PATH`: what an image dataset holds (IDX or CIFAR binary files).
 #include <fmt/format.h>
 
 #include <array>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
+#include "evformer/io/cifar.hpp"
 #include "evformer/io/h5.hpp"
 #include "evformer/io/idx.hpp"
 
@@ -18,13 +20,21 @@ namespace {
 struct DataInfoOptions {
     std::string path;
     std::string split = "all";
+    std::string label = "fine";
     std::string export_path;
     std::string json;
 };
 
-// Per-class mean images as a [classes, rows, cols] tensor.
+// The shape of the per-class mean images: [classes, rows, cols] for grey images (as before
+// colour datasets existed), [classes, channels, rows, cols] otherwise.
+std::vector<std::size_t> means_shape(const io::ImageDataset& ds) {
+    if (ds.channels == 1) return {ds.classes, ds.rows, ds.cols};
+    return {ds.classes, ds.channels, ds.rows, ds.cols};
+}
+
+// Per-class mean images (pixel/255), one image of ds.image_size() values per class.
 std::vector<float> class_means(const io::ImageDataset& ds) {
-    const std::size_t pixels = ds.rows * ds.cols;
+    const std::size_t pixels = ds.image_size();
     std::vector<double> sum(ds.classes * pixels, 0.0);
     std::vector<std::size_t> count(ds.classes, 0);
     for (std::size_t i = 0; i < ds.count; ++i) {
@@ -55,7 +65,7 @@ void export_stats(const std::string& path, const std::vector<io::ImageDataset>& 
         std::vector<std::int64_t> per_class;
         for (const auto& c : described[i]["per_class"]) per_class.push_back(c.get<std::int64_t>());
         means.push_back(class_means(ds));
-        w.write<float>(g + "/class_mean_image", means.back(), {ds.classes, ds.rows, ds.cols});
+        w.write<float>(g + "/class_mean_image", means.back(), means_shape(ds));
         w.write<std::int64_t>(g + "/per_class", per_class, {ds.classes});
         w.attr(g, "name", ds.name);
         w.attr(g, "count", static_cast<std::int64_t>(ds.count));
@@ -67,7 +77,7 @@ void export_stats(const std::string& path, const std::vector<io::ImageDataset>& 
     for (std::size_t i = 0; i < sets.size(); ++i) {
         const std::string g = "split" + std::to_string(i);
         const auto& ds = sets[i];
-        if (r.read<float>(g + "/class_mean_image", {ds.classes, ds.rows, ds.cols}) != means[i] ||
+        if (r.read<float>(g + "/class_mean_image", means_shape(ds)) != means[i] ||
             r.attr_int(g, "count") != static_cast<std::int64_t>(ds.count))
             throw Error(path + ": re-read statistics differ from those written");
     }
@@ -87,20 +97,51 @@ nlohmann::json describe(const io::ImageDataset& ds) {
     const double n = static_cast<double>(ds.pixels.size());
     const double mean = sum / n;
     const double stddev = std::sqrt(std::max(0.0, sum_sq / n - mean * mean));
-    return {{"name", ds.name},       {"count", ds.count},          {"shape", {ds.rows, ds.cols}},
-            {"classes", ds.classes}, {"per_class", per_class},     {"pixel_min", lo},
-            {"pixel_max", hi},       {"pixel_mean", mean / 255.0}, {"pixel_std", stddev / 255.0}};
+    // per channel, as the normalisation constants of colour datasets are quoted
+    const std::size_t plane = ds.rows * ds.cols;
+    std::vector<double> channel_mean(ds.channels), channel_std(ds.channels);
+    for (std::size_t c = 0; c < ds.channels; ++c) {
+        double s = 0, s2 = 0;
+        for (std::size_t i = 0; i < ds.count; ++i) {
+            const std::uint8_t* px = ds.image(i) + c * plane;
+            for (std::size_t p = 0; p < plane; ++p) {
+                s += px[p];
+                s2 += double(px[p]) * px[p];
+            }
+        }
+        const double m = s / double(ds.count * plane);
+        channel_mean[c] = m / 255.0;
+        channel_std[c] = std::sqrt(std::max(0.0, s2 / double(ds.count * plane) - m * m)) / 255.0;
+    }
+    return {{"name", ds.name},
+            {"count", ds.count},
+            {"channels", ds.channels},
+            {"shape", {ds.rows, ds.cols}},
+            {"classes", ds.classes},
+            {"per_class", per_class},
+            {"pixel_min", lo},
+            {"pixel_max", hi},
+            {"pixel_mean", mean / 255.0},
+            {"pixel_std", stddev / 255.0},
+            {"channel_mean", channel_mean},
+            {"channel_std", channel_std}};
 }
 
 void print(const nlohmann::json& d) {
-    fmt::print("{}: {} images of {}x{}, {} classes\n", d["name"].get<std::string>(),
-               d["count"].get<std::size_t>(), d["shape"][0].get<std::size_t>(),
-               d["shape"][1].get<std::size_t>(), d["classes"].get<std::size_t>());
+    const auto channels = d["channels"].get<std::size_t>();
+    fmt::print("{}: {} images of {}{}x{}, {} classes\n", d["name"].get<std::string>(),
+               d["count"].get<std::size_t>(), channels == 1 ? "" : fmt::format("{}x", channels),
+               d["shape"][0].get<std::size_t>(), d["shape"][1].get<std::size_t>(),
+               d["classes"].get<std::size_t>());
     fmt::print("  per class:");
     for (const auto& c : d["per_class"]) fmt::print(" {}", c.get<std::size_t>());
     fmt::print("\n  pixels: min {} max {}, mean {:.4f} std {:.4f} (scaled to [0, 1])\n",
                d["pixel_min"].get<int>(), d["pixel_max"].get<int>(), d["pixel_mean"].get<double>(),
                d["pixel_std"].get<double>());
+    if (channels > 1)
+        fmt::print("  per channel: mean {:.4f}, std {:.4f}\n",
+                   fmt::join(d["channel_mean"].get<std::vector<double>>(), " "),
+                   fmt::join(d["channel_std"].get<std::vector<double>>(), " "));
 }
 
 void run_info(const DataInfoOptions& opt) {
@@ -108,15 +149,33 @@ void run_info(const DataInfoOptions& opt) {
     check_distinct_files({{"path", io::resolve_dataset_dir(opt.path).string()}}, outputs);
     prepare_outputs(outputs);
     const std::filesystem::path p = io::resolve_dataset_dir(opt.path);
+    const auto label = io::parse_cifar_label(opt.label);
     nlohmann::json out = nlohmann::json::array();
     std::vector<io::ImageDataset> sets;
+    const auto cifar = io::find_cifar(p);
+    // one CIFAR file is known by its upstream name
+    bool cifar_file = false;
+    auto version = cifar ? cifar->version : io::CifarVersion::cifar10;
+    if (!std::filesystem::is_directory(p))
+        if (const auto v = io::cifar_file_version(p)) {
+            cifar_file = true;
+            version = *v;
+        }
+    if (label != io::CifarLabel::fine && version != io::CifarVersion::cifar100)
+        throw ConfigError(
+            fmt::format("--label {}: {} is not CIFAR-100 (coarse labels exist in "
+                        "CIFAR-100 only)",
+                        opt.label, p.string()));
     if (std::filesystem::is_directory(p)) {
         std::vector<std::string> splits;
         if (opt.split == "all")
             splits = {"train", "test"};
         else
             splits = {opt.split};
-        for (const auto& s : splits) sets.push_back(io::load_mnist_like(p, s));
+        for (const auto& s : splits)
+            sets.push_back(cifar ? io::load_cifar(*cifar, s, label) : io::load_mnist_like(p, s));
+    } else if (cifar_file) {
+        sets.push_back(io::read_cifar_file(p, version, label));
     } else {
         // A single IDX file: an image file with its label file beside it, or any IDX array.
         auto name = p.filename().string();
@@ -152,17 +211,23 @@ void run_info(const DataInfoOptions& opt) {
 }
 
 const RegisterCommand reg("data", [](CLI::App& app) {
-    auto* data = app.add_subcommand("data", "Inspect image datasets (Fashion-MNIST IDX files)");
+    auto* data = app.add_subcommand(
+        "data", "Inspect image datasets (Fashion-MNIST IDX files, CIFAR-10/100 binary files)");
     data->require_subcommand(1);
     auto opt = std::make_shared<DataInfoOptions>();
     auto* info = data->add_subcommand(
         "info", "Print count, shape, classes, per-class counts and pixel statistics");
     info->add_option("path", opt->path,
-                     "A dataset name (fashion-mnist), a folder of IDX files, or one IDX file "
-                     "(.gz or plain)")
+                     "A dataset name (fashion-mnist), a folder of IDX files or of CIFAR-10/100 "
+                     "binary files, one IDX file (.gz or plain), or one CIFAR file named as "
+                     "upstream (data_batch_N.bin, test_batch.bin, train.bin, test.bin)")
         ->required();
     info->add_option("--split", opt->split, "Which split of a folder: train, test or all")
         ->check(CLI::IsMember({"train", "test", "all"}));
+    info->add_option("--label", opt->label,
+                     "CIFAR-100: count the fine labels (100 classes, default) or the coarse ones "
+                     "(20 superclasses)")
+        ->check(CLI::IsMember({"fine", "coarse"}));
     info->add_option("--json", opt->json,
                      "Write the description as JSON to FILE ('-' = stdout instead of the text)");
     info->add_option("--export", opt->export_path,

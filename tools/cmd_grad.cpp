@@ -13,17 +13,20 @@
 #include "command.hpp"
 #include "evformer/error.hpp"
 #include "evformer/io/h5.hpp"
-#include "evformer/io/idx.hpp"
 #include "evformer/models/builder.hpp"
 #include "evformer/models/trainer.hpp"
+#include "option_groups.hpp"
 
 namespace evformer::tools {
 namespace {
 
 struct GradOptions {
     std::string model;
-    std::string data = "fashion-mnist";
-    std::string split = "train";
+    DataOptions data = [] {
+        DataOptions d;
+        d.split = "train";
+        return d;
+    }();
     std::size_t first = 0;
     std::size_t batch = 16;
     double label_smoothing = 0.1;
@@ -33,24 +36,33 @@ struct GradOptions {
 
 void run_grad(const GradOptions& opt) {
     const std::vector<NamedPath> outputs{{"--out", opt.out}};
-    check_distinct_files({{"model", opt.model}, dataset_input(opt.data)}, outputs);
+    const auto weights = models::load_weights(opt.model);
+    const auto data_name = data_for(opt.data, weights.spec);
+    check_distinct_files({{"model", opt.model}, dataset_input(data_name)}, outputs);
     prepare_outputs(outputs);
     const auto limit = limit_threads(threads_to_use(opt.threads));
-    const auto weights = models::load_weights(opt.model);
-    const auto data = io::load_mnist_like(io::resolve_dataset_dir(opt.data), opt.split);
-    models::check_model_fits(weights.spec, opt.model, 1, data.rows, data.cols, data.classes);
-    if (opt.first >= data.count || opt.batch > data.count - opt.first)
-        throw ConfigError(fmt::format("grad: images [{}, {}) are outside the {} split ({} images)",
-                                      opt.first, opt.first + opt.batch, opt.split, data.count));
-    std::vector<float> x(opt.batch * data.rows * data.cols);
-    models::images_to_float(data, opt.first, opt.batch, x.data());
+    // only the samples of the batch are prepared (event recordings are decoded and binned)
+    auto data_opt = opt.data;
+    data_opt.limit = opt.first + opt.batch;
+    const auto data = open_data(data_opt, weights.spec);
+    models::check_samples_fit(weights.spec, *data, opt.model);
+    if (opt.first >= data->size() || opt.batch > data->size() - opt.first)
+        throw ConfigError(
+            fmt::format("grad: samples [{}, {}) are outside the {} split ({} samples)", opt.first,
+                        opt.first + opt.batch, opt.data.split, data->size()));
+    const std::size_t per = data->dense_size();
+    std::vector<float> x(opt.batch * per);
     std::vector<int> labels(opt.batch);
-    for (std::size_t i = 0; i < opt.batch; ++i) labels[i] = data.labels[opt.first + i];
+    for (std::size_t i = 0; i < opt.batch; ++i) {
+        data->dense(opt.first + i, x.data() + i * per);
+        labels[i] = static_cast<int>(data->label(opt.first + i));
+    }
     models::DenseSpikformer net(weights);
     models::TrainOptions train;
     train.label_smoothing = opt.label_smoothing;
     train.update_running = false;
-    const auto r = net.train_step(x.data(), labels.data(), opt.batch, train);
+    const auto r =
+        net.train_step(x.data(), labels.data(), opt.batch, train, models::input_layout(*data));
     std::size_t bad_values = 0;
     for (const auto& [name, g] : net.gradients())
         for (float v : g.data) bad_values += !std::isfinite(v);
@@ -65,7 +77,8 @@ void run_grad(const GradOptions& opt) {
     w.attr("/", "format_version", std::int64_t{1});
     w.attr("/", "model", opt.model);
     w.attr("/", "spec", weights.spec.to_json());
-    w.attr("/", "split", opt.split);
+    w.attr("/", "data", data->describe());
+    w.attr("/", "split", opt.data.split);
     w.attr("/", "first", static_cast<std::int64_t>(opt.first));
     w.attr("/", "batch", static_cast<std::int64_t>(opt.batch));
     w.attr("/", "label_smoothing", opt.label_smoothing);
@@ -74,8 +87,8 @@ void run_grad(const GradOptions& opt) {
     for (const auto& [name, g] : net.gradients())
         w.write<float>(name, std::span<const float>(g.data), g.shape);
     w.commit();
-    fmt::print("loss {:.6f} on {} {} images from {}; {} gradients written to {}\n", r.loss,
-               opt.batch, opt.split, opt.first, net.gradients().size(), opt.out);
+    fmt::print("loss {:.6f} on {} {} samples from {}; {} gradients written to {}\n", r.loss,
+               opt.batch, opt.data.split, opt.first, net.gradients().size(), opt.out);
 }
 
 const RegisterCommand reg("grad", [](CLI::App& app) {
@@ -85,12 +98,10 @@ const RegisterCommand reg("grad", [](CLI::App& app) {
         "Loss and gradients of one training-mode batch (no augmentation), written to HDF5 "
         "by module path: for checking the backward pass against another framework");
     cmd->add_option("model", opt->model, "Weights file (HDF5)")->required();
-    cmd->add_option("--data", opt->data, "Dataset name (fashion-mnist) or folder of IDX files");
-    cmd->add_option("--split", opt->split, "train or test")
-        ->check(CLI::IsMember({"train", "test"}));
-    cmd->add_option("--first", opt->first, "Index of the first image of the batch")
+    add_data_options(cmd, opt->data, "");
+    cmd->add_option("--first", opt->first, "Index of the first sample of the batch")
         ->check(count_in());
-    cmd->add_option("--batch", opt->batch, "Images in the batch")->check(count_in(1, 4096));
+    cmd->add_option("--batch", opt->batch, "Samples in the batch")->check(count_in(1, 4096));
     cmd->add_option("--label-smoothing", opt->label_smoothing, "Label smoothing of the loss")
         ->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--threads", opt->threads, "Worker threads (0 = all cores)")

@@ -32,9 +32,11 @@ struct ProfileOptions {
 void profile(ProfileOptions opt) {
     const bool images = !opt.data.data.empty() && io::is_image_dataset(opt.data.data);
     if (opt.models.empty() && images)
-        opt.models = {"examples/models/fmnist-ssa-bin.h5", "examples/models/fmnist-ssa.h5"};
+        opt.models = {shipped_path("examples/models/fmnist-ssa-bin.h5"),
+                      shipped_path("examples/models/fmnist-ssa.h5")};
     if (opt.models.empty())
-        opt.models = {"examples/models/nmnist-ssa-bin.h5", "examples/models/nmnist-ssa.h5"};
+        opt.models = {shipped_path("examples/models/nmnist-ssa-bin.h5"),
+                      shipped_path("examples/models/nmnist-ssa.h5")};
     for (const auto& m : opt.models)
         if (!std::filesystem::exists(m))
             throw FileError(m, -1,

@@ -16,8 +16,10 @@
 #include "cli_checks.hpp"
 #include "command.hpp"
 #include "evformer/error.hpp"
+#include "evformer/io/cifar.hpp"
 #include "evformer/io/events_dataset.hpp"
 #include "evformer/io/samples.hpp"
+#include "evformer/models/presets.hpp"
 #include "evformer/models/trainer.hpp"
 
 namespace evformer::tools {
@@ -25,6 +27,7 @@ namespace {
 
 struct TrainCli {
     std::string config_file;
+    std::string model;  ///< preset name (--model)
     models::TrainConfig cfg;
     std::string out, checkpoint, variant, train_shift;
     std::size_t threads = 0;
@@ -44,12 +47,15 @@ std::string clock_text(double s) {
 
 void run_train(TrainCli& cli) {
     models::TrainConfig cfg;
+    const bool preset = !cli.model.empty();
     if (!cli.config_file.empty()) {
         std::ifstream in(cli.config_file);
         if (!in) throw FileError(cli.config_file, -1, "cannot open the config file");
         std::stringstream ss;
         ss << in.rdbuf();
         cfg = models::TrainConfig::from_json(ss.str());
+    } else if (preset) {
+        cfg = models::preset_config(models::find_model_preset(cli.model));
     }
     // flags given on the command line override the file
     auto given = [&](const char* name) { return cli.app->count(name) > 0; };
@@ -57,6 +63,7 @@ void run_train(TrainCli& cli) {
     if (given("--data")) cfg.data = f.data;
     if (given("--test-data")) cfg.test_data = f.test_data;
     if (given("--split-by")) cfg.split_by = f.split_by;
+    if (given("--label")) cfg.label = f.label;
     if (given("--event-drop")) cfg.event_drop = f.event_drop;
     if (given("--epochs")) cfg.epochs = f.epochs;
     if (given("--batch")) cfg.batch = f.batch;
@@ -83,16 +90,28 @@ void run_train(TrainCli& cli) {
     if (given("--time-steps")) cfg.model.time_steps = f.model.time_steps;
     if (given("--lambda")) cfg.model.attention.lambda = f.model.attention.lambda;
     if (given("--scale")) cfg.model.attention.scale = f.model.attention.scale;
+    if (const auto cifar = io::find_cifar(io::resolve_dataset_dir(cfg.data));
+        cifar && cli.config_file.empty()) {
+        // CIFAR: 3x32x32 colour images (a preset keeps its input) and the classes of the labels
+        if (!preset) {
+            cfg.model.in_channels = io::kCifarChannels;
+            cfg.model.in_height = cfg.model.in_width = io::kCifarSide;
+        }
+        cfg.model.classes = io::cifar_classes(cifar->version, io::parse_cifar_label(cfg.label));
+    }
     if (cli.config_file.empty() && !io::is_image_dataset(cfg.data)) {
         // Event data: two polarity channels at the sensor size (or --input-size), T = 16, and
         // as many classes as the dataset has; pooling after all four SPS stages for inputs
         // larger than 64 pixels (the Spikformer's 128x128 DVS setting: 8x8 tokens), else after
-        // stages 2-4 (34x34 N-MNIST: 5x5 tokens).
+        // stages 2-4 (34x34 N-MNIST: 5x5 tokens). A preset keeps its input size (unless
+        // --input-size), T and pooling, and takes the class count.
         const auto ds = io::open_event_dataset(io::resolve_dataset_dir(cfg.data));
         auto& m = cfg.model;
-        m.in_channels = 2;
-        m.in_width = ds.sensor.width;
-        m.in_height = ds.sensor.height;
+        if (!preset) {
+            m.in_channels = 2;
+            m.in_width = ds.sensor.width;
+            m.in_height = ds.sensor.height;
+        }
         if (!cli.crop.empty()) {
             unsigned v[4] = {};
             char c[3] = {};
@@ -103,8 +122,10 @@ void run_train(TrainCli& cli) {
                 throw ConfigError("--crop '" + cli.crop +
                                   "': expected X,Y,WIDTH,HEIGHT in sensor pixels, e.g. 0,0,64,64");
             m.input_crop = {v[0], v[1], v[2], v[3]};
-            m.in_width = v[2];
-            m.in_height = v[3];
+            if (!preset) {
+                m.in_width = v[2];
+                m.in_height = v[3];
+            }
         }
         if (!cli.input_size.empty()) {
             unsigned w = 0, h = 0;
@@ -116,9 +137,11 @@ void run_train(TrainCli& cli) {
             m.in_width = w;
             m.in_height = h;
         }
-        if (!given("--time-steps")) m.time_steps = 16;
         m.classes = ds.classes.size();
-        m.pool_after = {std::min(m.in_width, m.in_height) > 64, true, true, true};
+        if (!preset) {
+            if (!given("--time-steps")) m.time_steps = 16;
+            m.pool_after = {std::min(m.in_width, m.in_height) > 64, true, true, true};
+        }
     }
     if (given("--pool-after")) {
         const auto& p = cli.pool_after;
@@ -150,10 +173,11 @@ void run_train(TrainCli& cli) {
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
     fmt::print(
-        "training Spikformer-{}-{} ({} heads, T = {}, variant {}) on {}: {} epochs, batch "
-        "{}, lr {}, wd {}, seed {}\n",
+        "training Spikformer-{}-{} ({} heads, T = {}, variant {}, {} parameters) on {}: {} "
+        "epochs, batch {}, lr {}, wd {}, seed {}\n",
         cfg.model.blocks, cfg.model.dim, cfg.model.heads, cfg.model.time_steps,
-        models::info(cfg.model.attention.variant).name, cfg.data, cfg.epochs, cfg.batch, cfg.lr,
+        models::info(cfg.model.attention.variant).name,
+        models::trainable_parameter_count(cfg.model), cfg.data, cfg.epochs, cfg.batch, cfg.lr,
         cfg.weight_decay, cfg.seed);
     std::fflush(stdout);
     const auto summary =
@@ -201,13 +225,22 @@ const RegisterCommand reg("train", [](CLI::App& app) {
         "dataset");
     cli->app = cmd;
     auto& c = cli->cfg;
-    cmd->add_option("--config", cli->config_file,
-                    "JSON file with any training setting (keys as in docs/training.md); flags "
-                    "override it");
+    auto* config = cmd->add_option("--config", cli->config_file,
+                                   "JSON file with any training setting (keys as in "
+                                   "docs/training.md); flags override it");
+    cmd->add_option(
+           "--model", cli->model,
+           "Model preset with its recipe (docs/training.md): " + models::model_preset_names() +
+               "; the classes come from the data, flags override the rest")
+        ->excludes(config);
     cmd->add_option("--data", c.data,
-                    "Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder "
-                    "(N-MNIST, labels.txt folder, CIFAR10-DVS, N-Caltech101, DVS128 Gesture, "
-                    "HDF5 events)");
+                    "Dataset: fashion-mnist, a folder of IDX files, a CIFAR-10/100 binary folder, "
+                    "or an event dataset folder (N-MNIST, labels.txt folder, CIFAR10-DVS, "
+                    "N-Caltech101, DVS128 Gesture, HDF5 events)");
+    cmd->add_option("--label", c.label,
+                    "CIFAR-100: classes from the fine labels (100, default) or the coarse ones "
+                    "(20 superclasses)")
+        ->check(CLI::IsMember({"fine", "coarse"}));
     cmd->add_option("--test-data", c.test_data,
                     "Dataset whose test split is evaluated each epoch (default: that of --data; "
                     "needed for a one-split labels.txt folder)");

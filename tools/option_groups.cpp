@@ -2,6 +2,8 @@
 
 #include "cli_checks.hpp"
 
+#include <filesystem>
+
 #include "evformer/error.hpp"
 #include "evformer/models/trainer.hpp"
 
@@ -9,11 +11,12 @@ namespace evformer::tools {
 
 void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_help) {
     cmd->add_option("--data", o.data,
-                    "Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder "
-                    "(N-MNIST, labels.txt folder, CIFAR10-DVS, N-Caltech101, DVS128 Gesture, "
-                    "HDF5 events); default: examples/data/nmnist_test100 for event models, "
-                    "fashion-mnist for image models");
-    cmd->add_option("--split", o.split, "train or test (default test)")
+                    "Dataset: fashion-mnist, a folder of IDX files, a CIFAR-10/100 binary folder, "
+                    "or an event dataset folder (N-MNIST, labels.txt folder, CIFAR10-DVS, "
+                    "N-Caltech101, DVS128 Gesture, HDF5 events); default: "
+                    "examples/data/nmnist_test100 for event models, fashion-mnist for image "
+                    "models");
+    cmd->add_option("--split", o.split, "train or test (default " + o.split + ")")
         ->check(CLI::IsMember({"train", "test"}));
     cmd->add_option("--dt", o.dt_us, "Event data, --split-by duration: bin length in us (>= 1)")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
@@ -22,12 +25,28 @@ void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_he
                     "default), equal duration (time), or T bins of --dt us from its first event "
                     "(duration; later events unused: the bins of `evformer stream serve`)")
         ->check(CLI::IsMember({"number", "time", "duration"}));
-    cmd->add_option("--limit", o.limit, limit_help);
+    if (!limit_help.empty()) cmd->add_option("--limit", o.limit, limit_help);
+    cmd->add_option("--label", o.label,
+                    "CIFAR-100: classes from the fine labels (100, default) or the coarse ones "
+                    "(20 superclasses)")
+        ->check(CLI::IsMember({"fine", "coarse"}));
+}
+
+std::string shipped_path(const std::string& relative) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists(relative, ec)) return relative;
+    const auto exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto candidate = exe.parent_path().parent_path().parent_path() / relative;
+        if (fs::exists(candidate, ec)) return candidate.string();
+    }
+    return relative;
 }
 
 std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
     if (!o.data.empty()) return o.data;
-    return spec.in_channels == 2 ? kShippedEventData : "fashion-mnist";
+    return spec.in_channels == 2 ? shipped_path(kShippedEventData) : "fashion-mnist";
 }
 
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
@@ -35,8 +54,10 @@ std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::
         throw ConfigError("--split-by duration needs the bin length: --dt US");
     if (o.split_by != "duration" && o.dt_us != 0)
         throw ConfigError("--dt is the bin length of --split-by duration; give both or neither");
-    return io::open_samples(
-        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit, o.dt_us));
+    auto options =
+        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit, o.dt_us);
+    options.label = io::parse_cifar_label(o.label);
+    return io::open_samples(options);
 }
 
 sim::EnergyModel EnergyOptions::model() const {

@@ -1,6 +1,6 @@
 // Option groups shared by several subcommands, declared once so that every command spells, checks
-// and applies them the same way: the dataset group (`--data`, `--split`, `--split-by`, `--limit`
-// for `eval`, `run`, `profile`, `bench run`) and the energy group (`--sop-energy-fj`,
+// and applies them the same way: the dataset group (`--data`, `--split`, `--split-by`, `--limit`,
+// `--label` for `eval`, `run`, `profile`, `bench run`) and the energy group (`--sop-energy-fj`,
 // `--mac-energy-pj` for `run` and `profile`).
 #pragma once
 
@@ -19,6 +19,12 @@ namespace evformer::tools {
 /// The real N-MNIST test recordings shipped with the project (`examples/data/`).
 inline constexpr const char* kShippedEventData = "examples/data/nmnist_test100";
 
+/// A file or folder shipped in the repository (`examples/…`): the path relative to the working
+/// directory when it exists there, else relative to the source tree the running binary was built
+/// in (`<root>/build/tools/evformer` → `<root>/examples/…`), else `relative` unchanged (so the
+/// error names the path the user would expect).
+std::string shipped_path(const std::string& relative);
+
 /// Values of the dataset option group.
 struct DataOptions {
     /// Empty: chosen from the model (event models: the shipped N-MNIST test recordings;
@@ -28,10 +34,13 @@ struct DataOptions {
     std::string split_by = "number";
     std::int64_t dt_us = 0;  ///< bin length of --split-by duration, µs
     std::size_t limit = 0;
+    /// CIFAR-100: "fine" (100 classes) or "coarse" (20 superclasses).
+    std::string label = "fine";
 };
 
-/// Declares --data, --split, --split-by, --dt and --limit on `cmd`; `limit_help` describes the
-/// default of --limit.
+/// Declares --data, --split, --split-by, --dt, --limit and --label on `cmd`; `limit_help`
+/// describes the default of --limit (empty: no --limit option). The default split is
+/// options.split.
 void add_data_options(CLI::App* cmd, DataOptions& options, const std::string& limit_help);
 
 /// The dataset the options name for a model of `spec` (the default when --data is not given).

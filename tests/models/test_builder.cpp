@@ -52,17 +52,20 @@ TEST_CASE("the builder folds BatchNorm into the conv weights and bias") {
     w.at("blocks/0/mlp/fc1_bn/weight").data[5] = 2.0f;
     w.at("blocks/0/mlp/fc1_bn/running_mean").data[5] = 0.5f;
     const auto net = m::build_network(w);
-    const auto& conv = net.stem[1].conv;  // in 2 channels, out 4
+    const auto conv = net.projection("sps/conv1");  // in 2 channels, out 4
     const double g = 3.0 / std::sqrt(4.0 + spec.bn_eps);
     CHECK(conv.weight_t[(0 * 9 + 4) * 4 + 1] == doctest::Approx(2.0 * g));
     CHECK(conv.bias[1] == doctest::Approx(0.5 - 0.25 * g));
     CHECK(conv.bias[0] == 0.f);
-    const auto& fc1 = net.blocks[0].fc1;
+    const auto fc1 = net.projection("blocks/0/mlp/fc1_linear");
     const double g1 = 2.0 / std::sqrt(1.0 + spec.bn_eps);
     CHECK(fc1.weight_t[7 * 64 + 5] == doctest::Approx(1.5 * g1));
     CHECK(fc1.bias[5] == doctest::Approx((1.0 - 0.5) * g1));
-    CHECK(net.tokens() == 49);
+    CHECK(net.attention().at(0).tokens == 49);
     CHECK(net.layers().size() == 5 + 7 + 1);
+    CHECK_THROWS_WITH_AS(net.projection("sps/lif1"),
+                         "network: 'sps/lif1' is not a conv2d or linear node",
+                         evformer::ConfigError);
 }
 
 TEST_CASE("the builder sets Δ = λ·c_mean and V̄ only for the variants that use them") {
@@ -77,7 +80,7 @@ TEST_CASE("the builder sets Δ = λ·c_mean and V̄ only for the variants that u
         w.at("blocks/0/attn/c_mean").data = {0.25f, 0.75f};
         w.at("blocks/0/attn/v_bar").data.assign(16, 0.125f);
         const auto net = m::build_network(w);
-        const auto& a = net.blocks[0].attention;
+        const auto& a = net.attention_kernel(0);
         CAPTURE(vi.name);
         CHECK(a.binary == vi.binary);
         CHECK(a.threshold[1] == (vi.adaptive_threshold ? 1.5f : 0.f));

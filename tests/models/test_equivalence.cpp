@@ -99,6 +99,17 @@ TEST_CASE("engine and dense evaluation forward give the same spikes on random we
     }
 }
 
+TEST_CASE("with v_reset below 0 both executors start and reset membranes there and agree") {
+    const auto images = test_images(8);
+    m::ModelSpec spec;
+    spec.lif.v_reset = -0.3;
+    const auto a = compare(m::random_weights(spec, 5), images);
+    MESSAGE("v_reset -0.3: spike agreement " << a.rate() << ", same prediction "
+                                             << a.same_prediction << "/" << a.samples);
+    CHECK(a.rate() >= 0.999);
+    CHECK(double(a.same_prediction) >= 0.99 * double(a.samples));
+}
+
 TEST_CASE("engine and dense evaluation forward agree on the shipped trained models") {
     for (const char* name : {"fmnist-ssa-bin.h5", "fmnist-ssa.h5"}) {
         const auto path = std::filesystem::path(EVFORMER_SOURCE_DIR) / "examples/models" / name;

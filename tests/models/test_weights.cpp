@@ -172,3 +172,56 @@ TEST_CASE("a tensor outside the spec's layout is refused by name, not ignored (i
     }
     CHECK(m::load_weights(dir / "prov.h5").spec.blocks == 1);
 }
+
+TEST_CASE("the layout derived from the graph keeps the file's tensor order (format version 1)") {
+    m::ModelSpec spec;
+    spec.blocks = 1;
+    std::vector<std::string> names;
+    for (const auto& p : m::parameter_layout(spec)) names.push_back(p.name);
+    std::vector<std::string> expected;
+    auto bn = [&](const std::string& prefix) {
+        for (const char* s : {"weight", "bias", "running_mean", "running_var"})
+            expected.push_back(prefix + "/" + s);
+    };
+    for (int i = 0; i < 4; ++i) {
+        expected.push_back("sps/conv" + std::to_string(i) + "/weight");
+        bn("sps/bn" + std::to_string(i));
+    }
+    expected.push_back("sps/rpe_conv/weight");
+    bn("sps/rpe_bn");
+    for (const char* x : {"q", "k", "v", "proj"}) {
+        expected.push_back(std::string("blocks/0/attn/") + x + "_linear/weight");
+        expected.push_back(std::string("blocks/0/attn/") + x + "_linear/bias");
+        bn(std::string("blocks/0/attn/") + x + "_bn");
+    }
+    expected.push_back("blocks/0/attn/c_mean");
+    expected.push_back("blocks/0/attn/v_bar");
+    for (const char* x : {"fc1", "fc2"}) {
+        expected.push_back(std::string("blocks/0/mlp/") + x + "_linear/weight");
+        expected.push_back(std::string("blocks/0/mlp/") + x + "_linear/bias");
+        bn(std::string("blocks/0/mlp/") + x + "_bn");
+    }
+    expected.push_back("head/weight");
+    expected.push_back("head/bias");
+    CHECK(names == expected);
+}
+
+TEST_CASE("files written before the graph change load unchanged; the variant is stored once") {
+    ScratchDir dir;
+    const std::string shipped = std::string(EVFORMER_SOURCE_DIR) + "/examples/models/fmnist-ssa.h5";
+    {
+        // the shipped file predates the change: it still has the root attribute `variant`
+        evformer::io::h5::Reader r(shipped);
+        REQUIRE(r.has_attr("/", "variant"));
+        CHECK(r.attr_string("/", "variant") == "ssa");
+    }
+    const auto w = m::load_weights(shipped);
+    CHECK(w.spec.attention.variant == m::AttentionVariant::ssa);
+    m::save_weights(w, dir / "again.h5");
+    evformer::io::h5::Reader r(dir / "again.h5");
+    CHECK_FALSE(r.has_attr("/", "variant"));
+    CHECK(r.attr_string("/", "spec").find("\"variant\": \"ssa\"") != std::string::npos);
+    const auto back = m::load_weights(dir / "again.h5");
+    CHECK(back.tensors == w.tensors);
+    CHECK(back.spec == w.spec);
+}

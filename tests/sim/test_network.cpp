@@ -7,13 +7,14 @@
 #include "evformer/error.hpp"
 #include "evformer/sim/network.hpp"
 #include "sim/attention_flags.hpp"
+#include "sim/dense_reference.hpp"
 
 namespace sim = evformer::sim;
 namespace testing = evformer::testing;
 
 namespace {
 
-constexpr std::size_t kSide = 8, kDim = 8, kHidden = 16, kClasses = 3;
+constexpr std::size_t kSide = 8, kDim = 8, kHidden = 16, kClasses = 3, kSteps = 4;
 
 // Weights with O(1) membrane inputs so every population fires sometimes but not always.
 std::vector<float> random_weights(std::mt19937& rng, std::size_t count, std::size_t fan_in) {
@@ -23,54 +24,125 @@ std::vector<float> random_weights(std::mt19937& rng, std::size_t count, std::siz
     return w;
 }
 
-sim::Conv3x3 conv(std::mt19937& rng, std::size_t ci, std::size_t co, std::size_t side) {
-    return {ci,
-            co,
-            side,
-            side,
-            random_weights(rng, ci * 9 * co, ci * 9 / 2),
-            std::vector<float>(co, 0.3f)};
+// Fills every parameter of a validated graph: weights random, biases 0.3, BN neutral-ish.
+void fill_parameters(sim::Graph& g, std::mt19937& rng) {
+    for (std::size_t i = 0; i < g.nodes().size(); ++i) {
+        auto& node = g.nodes()[i];
+        node.params.clear();
+        for (const auto& slot : g.parameter_slots(i)) {
+            std::size_t count = 1;
+            for (auto d : slot.shape) count *= d;
+            sim::ParamTensor t{slot.shape, std::vector<float>(count, 0.f)};
+            switch (slot.role) {
+                case sim::ParamRole::weight:
+                    t.data = random_weights(rng, count,
+                                            std::max<std::size_t>(1, count / slot.shape[0] / 2));
+                    break;
+                case sim::ParamRole::bias:
+                    t.data.assign(count, 0.3f);
+                    break;
+                case sim::ParamRole::bn_weight:
+                    t.data.assign(count, 1.5f);
+                    break;
+                case sim::ParamRole::bn_bias:
+                    t.data.assign(count, 0.2f);
+                    break;
+                case sim::ParamRole::bn_mean:
+                    t.data.assign(count, 0.1f);
+                    break;
+                case sim::ParamRole::bn_var:
+                    t.data.assign(count, 0.8f);
+                    break;
+                case sim::ParamRole::statistic:
+                    t.data.assign(count, slot.name == "c_mean" ? 0.5f : 0.2f);
+                    break;
+            }
+            node.params.push_back(std::move(t));
+        }
+    }
 }
 
-sim::TokenLinear linear(std::mt19937& rng, std::size_t tokens, std::size_t in, std::size_t out) {
-    return {tokens, in, out, random_weights(rng, in * out, in / 3), std::vector<float>(out, 0.4f)};
-}
-
-// A tiny Spikformer: 1×8×8 input, stem channels 2, 4, 8, 8, pooled after stages 2 and 3 (→ 2×2
-// = 4 tokens), D = 8, 2 heads, 2 blocks.
-sim::Network tiny_network(const testing::VariantFlags& info, unsigned seed) {
-    std::mt19937 rng(seed);
-    sim::Network net;
-    net.attn_lif.v_threshold = 0.5f;
-    const std::size_t channels[5] = {1, 2, 4, 8, kDim};
-    std::size_t side = kSide;
+// A tiny Spikformer declared with the engine's node kinds: 1×8×8 input, stem channels 2, 4, 8,
+// 8 (3×3 convs, BN after the first two), pooled after stages 2 and 3 (→ 2×2 = 4 tokens), the
+// position embedding, D = 8, 2 heads, 2 blocks of attention (scale 1) and MLP, a readout.
+sim::Graph tiny_graph(const testing::VariantFlags& info, unsigned seed) {
+    using K = sim::NodeKind;
+    sim::Graph g;
+    sim::NodeAttributes in;
+    in.shape = {1, kSide, kSide, false};
+    g.add("input", K::input, {}, in);
+    sim::NodeAttributes lif, attn_lif, conv, pool, lin, bn;
+    attn_lif.lif.v_threshold = 0.5f;
+    conv.kernel = 3;
+    conv.padding = 1;
+    conv.bias = true;
+    pool.kernel = 3;
+    pool.stride = 2;
+    pool.padding = 1;
+    lin.bias = true;
+    const std::size_t channels[4] = {2, 4, 8, kDim};
+    std::string x = "input";
     for (std::size_t i = 0; i < 4; ++i) {
-        net.stem.push_back({conv(rng, channels[i], channels[i + 1], side), i >= 2});
-        if (i >= 2) side = (side - 1) / 2 + 1;
+        const auto id = std::to_string(i);
+        conv.out_channels = channels[i];
+        g.add("sps/conv" + id, K::conv2d, {x}, conv);
+        x = "sps/conv" + id;
+        if (i < 2) {
+            g.add("sps/bn" + id, K::batchnorm, {x}, bn);
+            x = "sps/bn" + id;
+        }
+        g.add("sps/lif" + id, K::lif, {x}, lif);
+        x = "sps/lif" + id;
+        if (i >= 2) {
+            g.add("sps/pool" + id, K::max_pool, {x}, pool);
+            x = "sps/pool" + id;
+        }
     }
-    net.rpe = conv(rng, kDim, kDim, side);
-    const std::size_t n = side * side;
+    conv.out_channels = kDim;
+    g.add("sps/rpe_conv", K::conv2d, {x}, conv);
+    g.add("sps/rpe_lif", K::lif, {"sps/rpe_conv"}, lif);
+    g.add("sps/residual", K::merge_add, {x, "sps/rpe_lif"});
+    sim::NodeAttributes tokens;
+    tokens.to_tokens = true;
+    g.add("sps/tokens", K::flatten, {"sps/residual"}, tokens);
+    x = "sps/tokens";
+    auto unit = [&](const std::string& name, const std::string& from, std::size_t out,
+                    const sim::NodeAttributes& neuron) {
+        lin.out_channels = out;
+        g.add(name + "_linear", K::linear, {from}, lin);
+        g.add(name + "_lif", K::lif, {name + "_linear"}, neuron);
+        return name + "_lif";
+    };
     for (int l = 0; l < 2; ++l) {
-        sim::AttentionBlock b;
-        b.q = linear(rng, n, kDim, kDim);
-        b.k = linear(rng, n, kDim, kDim);
-        b.v = linear(rng, n, kDim, kDim);
-        b.attention = {n,
-                       kDim,
-                       2,
-                       0.125f * 8,
-                       1.f,
-                       info.binary,
-                       std::vector<float>(2, info.adaptive_threshold ? 0.5f : 0.f),
-                       {}};
-        if (info.shift) b.attention.shift.assign(kDim, 0.2f);
-        b.proj = linear(rng, n, kDim, kDim);
-        b.fc1 = linear(rng, n, kDim, kHidden);
-        b.fc2 = linear(rng, n, kHidden, kDim);
-        net.blocks.push_back(std::move(b));
+        const auto p = "blocks/" + std::to_string(l) + "/";
+        const auto q = unit(p + "attn/q", x, kDim, lif), k = unit(p + "attn/k", x, kDim, lif),
+                   v = unit(p + "attn/v", x, kDim, lif);
+        sim::NodeAttributes a;
+        a.heads = 2;
+        a.attention_scale = 1.f;
+        a.binary = info.binary;
+        a.adaptive_threshold = info.adaptive_threshold;
+        a.shift = info.shift;
+        g.add(p + "attn", K::attention, {q, k, v}, a);
+        g.add(p + "attn/attn_lif", K::lif, {p + "attn"}, attn_lif);
+        const auto proj = unit(p + "attn/proj", p + "attn/attn_lif", kDim, lif);
+        g.add(p + "attn_residual", K::merge_add, {x, proj});
+        x = p + "attn_residual";
+        const auto h = unit(p + "mlp/fc2", unit(p + "mlp/fc1", x, kHidden, lif), kDim, lif);
+        g.add(p + "mlp_residual", K::merge_add, {x, h});
+        x = p + "mlp_residual";
     }
-    net.head = {kDim, kClasses, random_weights(rng, kClasses * kDim, kDim), {0.1f, 0.f, -0.1f}};
-    return net;
+    sim::NodeAttributes head;
+    head.out_channels = kClasses;
+    g.add("head", K::readout, {x}, head);
+    g.validate();
+    std::mt19937 rng(seed);
+    fill_parameters(g, rng);
+    return g;
+}
+
+sim::Network tiny_network(const testing::VariantFlags& info, unsigned seed) {
+    return sim::Network(tiny_graph(info, seed), kSteps);
 }
 
 std::vector<float> random_image(unsigned seed) {
@@ -81,146 +153,12 @@ std::vector<float> random_image(unsigned seed) {
     return img;
 }
 
-// ---- A dense reference forward of the same network (no events, every input visited) ----
-
-std::vector<float> dense_conv(const sim::Conv3x3& c, const std::vector<float>& in) {
-    std::vector<float> out(c.outputs());
-    for (std::size_t y = 0; y < c.height; ++y)
-        for (std::size_t x = 0; x < c.width; ++x)
-            for (std::size_t o = 0; o < c.out_channels; ++o) {
-                float s = c.bias[o];
-                for (std::size_t ky = 0; ky < 3; ++ky)
-                    for (std::size_t kx = 0; kx < 3; ++kx) {
-                        const long iy = long(y + ky) - 1, ix = long(x + kx) - 1;
-                        if (iy < 0 || ix < 0 || iy >= long(c.height) || ix >= long(c.width))
-                            continue;
-                        for (std::size_t i = 0; i < c.in_channels; ++i)
-                            s += c.weight_t[(i * 9 + ky * 3 + kx) * c.out_channels + o] *
-                                 in[(std::size_t(iy) * c.width + std::size_t(ix)) * c.in_channels +
-                                    i];
-                    }
-                out[(y * c.width + x) * c.out_channels + o] = s;
-            }
-    return out;
-}
-
-std::vector<float> dense_linear(const sim::TokenLinear& l, const std::vector<float>& in) {
-    std::vector<float> out(l.outputs());
-    for (std::size_t n = 0; n < l.tokens; ++n)
-        for (std::size_t o = 0; o < l.out_features; ++o) {
-            float s = l.bias[o];
-            for (std::size_t i = 0; i < l.in_features; ++i)
-                s += l.weight_t[i * l.out_features + o] * in[n * l.in_features + i];
-            out[n * l.out_features + o] = s;
-        }
-    return out;
-}
-
-std::vector<float> dense_lif(const sim::LifParams& p, std::vector<float>& v,
-                             const std::vector<float>& x) {
-    std::vector<float> s(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        v[i] = v[i] + (x[i] - v[i]) / p.tau;
-        s[i] = v[i] >= p.v_threshold ? 1.f : 0.f;
-        if (s[i] != 0.f) v[i] = 0.f;
-    }
-    return s;
-}
-
-std::vector<float> dense_pool(std::size_t c, std::size_t h, std::size_t w,
-                              const std::vector<float>& in) {
-    const std::size_t oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1;
-    std::vector<float> out(oh * ow * c, 0.f);
-    for (std::size_t y = 0; y < h; ++y)
-        for (std::size_t x = 0; x < w; ++x)
-            for (std::size_t k = 0; k < c; ++k)
-                for (std::size_t py = y / 2; py <= std::min((y + 1) / 2, oh - 1); ++py)
-                    for (std::size_t px = x / 2; px <= std::min((x + 1) / 2, ow - 1); ++px) {
-                        auto& o = out[(py * ow + px) * c + k];
-                        o = std::max(o, in[(y * w + x) * c + k]);
-                    }
-    return out;
-}
-
-std::vector<float> dense_attention(const sim::SpikingAttention& a, const std::vector<float>& q,
-                                   const std::vector<float>& k, const std::vector<float>& v) {
-    const std::size_t n = a.tokens, d = a.dim, hd = d / a.heads;
-    std::vector<float> out(n * d, 0.f);
-    for (std::size_t h = 0; h < a.heads; ++h)
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t j = 0; j < n; ++j) {
-                float c = 0;
-                for (std::size_t ch = h * hd; ch < (h + 1) * hd; ++ch)
-                    c += q[i * d + ch] * k[j * d + ch];
-                const float e = a.binary ? (c > a.threshold[h] ? a.kappa : 0.f) : c;
-                for (std::size_t ch = h * hd; ch < (h + 1) * hd; ++ch)
-                    out[i * d + ch] += a.scale * e * v[j * d + ch];
-            }
-    if (!a.shift.empty())
-        for (std::size_t x = 0; x < n * d; ++x) out[x] -= a.shift[x % d];
-    return out;
-}
-
-// Spikes of every population, [layer][step][neuron], and the prediction.
-struct DenseRun {
-    std::vector<std::vector<std::vector<float>>> spikes;
-    std::size_t prediction = 0;
-};
-
-DenseRun dense_forward(const sim::Network& net, const std::vector<float>& image) {
-    const auto infos = net.layers();
-    std::vector<std::vector<float>> v(infos.size());
-    for (std::size_t i = 0; i < infos.size(); ++i) v[i].assign(infos[i].neurons, 0.f);
-    DenseRun r;
-    r.spikes.resize(infos.size() - 1);
-    std::vector<double> sum(net.dim(), 0.0);
-    for (std::size_t t = 0; t < net.time_steps; ++t) {
-        std::vector<float> x = image;
-        for (std::size_t i = 0; i < 4; ++i) {
-            const auto& c = net.stem[i].conv;
-            x = dense_lif(net.lif, v[i], dense_conv(c, x));
-            r.spikes[i].push_back(x);
-            if (net.stem[i].pool_after) x = dense_pool(c.out_channels, c.height, c.width, x);
-        }
-        auto rpe = dense_lif(net.lif, v[4], dense_conv(net.rpe, x));
-        r.spikes[4].push_back(rpe);
-        for (std::size_t e = 0; e < x.size(); ++e) x[e] += rpe[e];
-        for (std::size_t l = 0; l < net.blocks.size(); ++l) {
-            const auto& b = net.blocks[l];
-            const std::size_t base = 5 + 7 * l;
-            auto layer = [&](const sim::TokenLinear& lin, std::size_t id,
-                             const std::vector<float>& in) {
-                auto s = dense_lif(net.lif, v[id], dense_linear(lin, in));
-                r.spikes[id].push_back(s);
-                return s;
-            };
-            auto q = layer(b.q, base, x), k = layer(b.k, base + 1, x), vv = layer(b.v, base + 2, x);
-            auto a = dense_lif(net.attn_lif, v[base + 3], dense_attention(b.attention, q, k, vv));
-            r.spikes[base + 3].push_back(a);
-            auto p = layer(b.proj, base + 4, a);
-            for (std::size_t e = 0; e < x.size(); ++e) x[e] += p[e];
-            auto h2 = layer(b.fc2, base + 6, layer(b.fc1, base + 5, x));
-            for (std::size_t e = 0; e < x.size(); ++e) x[e] += h2[e];
-        }
-        for (std::size_t e = 0; e < x.size(); ++e) sum[e % net.dim()] += x[e];
-    }
-    std::vector<float> logits(net.head.classes);
-    for (std::size_t k = 0; k < logits.size(); ++k) {
-        float s = net.head.bias[k];
-        for (std::size_t c = 0; c < net.dim(); ++c)
-            s += net.head.weight[k * net.dim() + c] *
-                 float(sum[c] / double(net.time_steps * net.tokens()));
-        logits[k] = s;
-    }
-    r.prediction = std::size_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    return r;
-}
-
 }  // namespace
 
 TEST_CASE("the event-driven network gives the dense reference's spikes in every population") {
     for (const auto& vi : testing::kVariantFlags) {
-        const auto net = tiny_network(vi, 11);
+        const auto graph = tiny_graph(vi, 11);
+        const sim::Network net(graph, kSteps);
         sim::Simulator simulator(net);
         sim::SpikeRecorder recorder(net);
         std::size_t agree = 0, total = 0, same_prediction = 0, active = 0;
@@ -228,23 +166,23 @@ TEST_CASE("the event-driven network gives the dense reference's spikes in every 
             const auto image = random_image(s);
             recorder.clear();
             const auto result = simulator.run_image(image, &recorder);
-            const auto ref = dense_forward(net, image);
+            const auto ref =
+                testing::dense_run(graph, std::vector<std::vector<float>>(kSteps, image));
             same_prediction += result.prediction == ref.prediction;
-            for (std::size_t l = 0; l < recorder.rasters().size(); ++l) {
-                const auto& raster = recorder.rasters()[l];
-                std::vector<std::vector<float>> got(net.time_steps,
-                                                    std::vector<float>(ref.spikes[l][0].size()));
+            for (const auto& raster : recorder.rasters()) {
+                const auto& want = ref.spikes.at(raster.name);
+                std::vector<std::vector<float>> got(kSteps, std::vector<float>(want[0].size()));
                 for (std::size_t e = 0; e < raster.idx.size(); ++e) {
                     std::size_t n = raster.idx[e];
-                    if (l < 5) {  // channel-major [C, H, W] → the reference's channel-last
+                    if (raster.neuron_order == sim::kChannelMajor) {  // → channel-last
                         const std::size_t hw = raster.shape[1] * raster.shape[2];
                         n = (n % hw) * raster.shape[0] + n / hw;
                     }
                     got[raster.time[e]][n] = 1.f;
                 }
-                for (std::size_t t = 0; t < net.time_steps; ++t)
+                for (std::size_t t = 0; t < kSteps; ++t)
                     for (std::size_t i = 0; i < got[t].size(); ++i) {
-                        agree += got[t][i] == ref.spikes[l][t][i];
+                        agree += got[t][i] == want[t][i];
                         ++total;
                     }
                 active += !raster.idx.empty();
@@ -264,27 +202,26 @@ TEST_CASE("totals are the sums of their parts; a linear layer's SOPs equal fr ×
     const auto infos = net.layers();
     sim::StepCounts by_layer, by_step;
     for (std::size_t l = 0; l < infos.size(); ++l) by_layer += r.layer_total(l);
-    for (std::size_t t = 0; t < net.time_steps; ++t)
+    for (std::size_t t = 0; t < kSteps; ++t)
         for (std::size_t l = 0; l < infos.size(); ++l) by_step += r.at(l, t);
     CHECK(by_layer == r.total());
     CHECK(by_step == r.total());
     for (std::size_t l = 0; l < infos.size(); ++l) {
         if (infos[l].kind != sim::LayerKind::linear) continue;
         const auto c = r.layer_total(l);
-        const double fr_in =
-            double(c.input_events) / double(infos[l].input_neurons * net.time_steps);
+        const double fr_in = double(c.input_events) / double(infos[l].input_neurons * kSteps);
         CAPTURE(infos[l].name);
-        CHECK(double(c.sops) == doctest::Approx(fr_in * double(net.time_steps) * infos[l].flops));
+        CHECK(double(c.sops) == doctest::Approx(fr_in * double(kSteps) * infos[l].flops));
         CHECK(c.sops == c.input_events * infos[l].shape[1]);
-        CHECK(c.membrane_updates == infos[l].neurons * net.time_steps);
+        CHECK(c.membrane_updates == infos[l].neurons * kSteps);
     }
     // Attention SOPs are the Q·Kᵀ and A·V parts.
     std::uint64_t qk = 0, av = 0;
-    for (std::size_t t = 0; t < net.time_steps; ++t) {
+    for (std::size_t t = 0; t < kSteps; ++t) {
         qk += r.attention[t].sops_qk;
         av += r.attention[t].sops_av;
     }
-    CHECK(r.layer_total(sim::Network::attention_layer(0)).sops == qk + av);
+    CHECK(r.layer_total(net.attention()[0].row).sops == qk + av);
     CHECK(r.layer_total(0).macs > 0);  // the first conv on a static image is real-valued
     CHECK(r.layer_total(0).sops == 0);
     CHECK(r.layer_total(infos.size() - 1).macs == kClasses * kDim);
@@ -295,7 +232,7 @@ TEST_CASE("event input drives the first conv event by event, in SOPs") {
     sim::Simulator simulator(net);
     // A binary image as events of count 1 at every step behaves like the image itself.
     std::vector<float> image(kSide * kSide, 0.f);
-    std::vector<sim::EventList> frames(net.time_steps);
+    std::vector<sim::EventList> frames(kSteps);
     for (std::uint32_t p = 0; p < image.size(); p += 3) {
         image[p] = 1.f;
         for (auto& f : frames) f.push(p);
@@ -322,15 +259,61 @@ TEST_CASE("recording spikes changes nothing and unknown layers are refused") {
     REQUIRE(recorder.rasters().size() == 2);
     CHECK(recorder.rasters()[0].idx.size() == recorded.layer_total(1).spikes);
     CHECK(recorder.rasters()[1].name == "blocks/1/attn/attn_lif");
-    CHECK(recorder.rasters()[1].idx.size() ==
-          recorded.layer_total(sim::Network::attention_layer(1)).spikes);
+    CHECK(recorder.rasters()[1].idx.size() == recorded.layer_total(net.attention()[1].row).spikes);
     CHECK_THROWS_AS(sim::SpikeRecorder(net, {"blocks/9/attn/q_lif"}), evformer::ConfigError);
 }
 
-TEST_CASE("a network whose sizes do not chain is refused") {
-    auto net = tiny_network(testing::variant_flags(0), 4);
-    net.blocks[0].fc2.out_features = 4;
-    CHECK_THROWS_AS(net.validate(), evformer::ConfigError);
+TEST_CASE("a graph whose sizes do not chain is refused, naming the node and the rule") {
+    auto g = tiny_graph(testing::variant_flags(0), 4);
+    g.node("blocks/0/mlp/fc2_linear").attr.out_channels = 4;
+    CHECK_THROWS_WITH_AS(g.validate(),
+                         "graph: node 'blocks/0/mlp_residual' (merge_add): input "
+                         "'blocks/0/mlp/fc2_lif' is 4 tokens x 4 but 'blocks/0/attn_residual' "
+                         "is 4 tokens x 8",
+                         evformer::ConfigError);
+}
+
+TEST_CASE("begin/step_events/finish is run_events step by step; keep_state carries membranes") {
+    const auto net = tiny_network(testing::variant_flags(4), 6);
+    sim::Simulator simulator(net);
+    std::mt19937 rng(9);
+    std::vector<sim::EventList> frames(kSteps);
+    for (auto& f : frames)
+        for (std::uint32_t p = 0; p < kSide * kSide; ++p)
+            if (rng() % 3 == 0) f.push(p, static_cast<std::uint16_t>(1 + rng() % 2));
+    const auto whole = simulator.run_events(frames);
+    simulator.begin();
+    for (const auto& f : frames) simulator.step_events(f);
+    const auto stepped = simulator.finish();
+    CHECK(stepped.counts == whole.counts);
+    CHECK(stepped.logits == whole.logits);
+    CHECK(stepped.time_steps == kSteps);
+    // Two windows of two steps with state kept end in the same membranes as one run: the
+    // spikes of the second window equal those of steps 2 and 3 of the whole run.
+    simulator.begin();
+    simulator.step_events(frames[0]);
+    simulator.step_events(frames[1]);
+    (void)simulator.finish();
+    simulator.begin(true);
+    simulator.step_events(frames[2]);
+    simulator.step_events(frames[3]);
+    const auto second = simulator.finish();
+    REQUIRE(second.time_steps == 2);
+    for (std::size_t l = 0; l + 1 < net.layers().size(); ++l) {
+        CHECK(second.at(l, 0).spikes == whole.at(l, 2).spikes);
+        CHECK(second.at(l, 1).spikes == whole.at(l, 3).spikes);
+    }
+    // Without keep_state the second window starts from rest and differs somewhere.
+    simulator.begin();
+    simulator.step_events(frames[2]);
+    simulator.step_events(frames[3]);
+    const auto fresh = simulator.finish();
+    CHECK(fresh.counts != second.counts);
+    sim::EventList bad;
+    bad.push(kSide * kSide);
+    CHECK_THROWS_WITH_AS(simulator.step_events(bad),
+                         "input event of neuron 64 is outside the 64 input neurons",
+                         evformer::ConfigError);
 }
 
 namespace {

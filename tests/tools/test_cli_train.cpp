@@ -79,3 +79,22 @@ TEST_CASE("train records its command line; grad writes the loss and every gradie
     CHECK(count_lines(bad.err) == 1);
     CHECK(bad.err.find("outside") != std::string::npos);
 }
+
+TEST_CASE("grad takes event recordings through the sample source (the shipped N-MNIST model)") {
+    ScratchDir dir;
+    const auto grads = dir / "g.h5";
+    const std::string model =
+        std::string(EVFORMER_SOURCE_DIR) + "/examples/models/nmnist-ssa-bin.h5";
+    const auto g = run_evformer("grad " + model + " --split test --batch 2 --threads 1 --out " +
+                                grads.string());
+    REQUIRE(g.exit_code == 0);
+    evformer::io::h5::Reader r(grads);
+    CHECK(r.attr_number("/", "loss") > 0);
+    CHECK(r.attr_string("/", "data").find("nmnist_test100") != std::string::npos);
+    CHECK(r.is_dataset("sps/conv0/weight"));
+    const auto bad =
+        run_evformer("grad " + model + " --first 99 --batch 4 --out " + grads.string());
+    CHECK(bad.exit_code != 0);
+    CHECK(count_lines(bad.err) == 1);
+    CHECK(bad.err.find("samples [99, 103) are outside the train split") != std::string::npos);
+}

@@ -1,4 +1,4 @@
-// IDX files (the MNIST / Fashion-MNIST container) and image-classification datasets built on them.
+// IDX files (the MNIST / Fashion-MNIST container) and the grey-image datasets built on them.
 #pragma once
 
 #include <cstddef>
@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "evformer/io/images.hpp"
 
 namespace evformer::io {
 
@@ -18,19 +20,6 @@ struct IdxArray {
 /// Reads an IDX file of unsigned bytes (type 0x08), gzip-compressed or plain. Validates the magic,
 /// the element type, the dimensions and that the data length matches them exactly.
 IdxArray read_idx(const std::filesystem::path& path);
-
-/// A labelled set of 8-bit grey images, row-major, `count × rows × cols`.
-struct ImageDataset {
-    std::string name;
-    std::size_t count = 0;
-    std::size_t rows = 0;
-    std::size_t cols = 0;
-    std::size_t classes = 0;
-    std::vector<std::uint8_t> pixels;
-    std::vector<std::uint8_t> labels;
-
-    const std::uint8_t* image(std::size_t i) const { return pixels.data() + i * rows * cols; }
-};
 
 /// Reads an image file and its label file and checks that they agree (count, label range).
 ImageDataset read_idx_dataset(const std::filesystem::path& images,

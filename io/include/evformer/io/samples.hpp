@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "evformer/io/cifar.hpp"
 #include "evformer/io/events_dataset.hpp"
 #include "evformer/io/events_frames.hpp"
 #include "evformer/io/idx.hpp"
@@ -20,7 +21,7 @@ namespace evformer::io {
 
 /// How a sample enters the network.
 enum class SampleEncoding {
-    /// A grey image: the normalised pixels are the input current of the first conv at every one
+    /// An image (grey or colour): its pixels are the input current of the first conv at every one
     /// of the T steps (real-valued, counted in MACs by the engine).
     static_image,
     /// T frames of per-pixel, per-polarity event counts: the events of step t enter the first
@@ -92,8 +93,8 @@ class SampleSource {
 
 /// Options that turn a dataset (name or folder) into a sample source.
 struct SampleOptions {
-    /// `fashion-mnist`, a folder of IDX files, or an event dataset folder (any layout of
-    /// open_event_dataset()).
+    /// `fashion-mnist`, a folder of IDX files, a CIFAR-10 / CIFAR-100 binary folder (find_cifar),
+    /// or an event dataset folder (any layout of open_event_dataset()).
     std::string data = "fashion-mnist";
     /// "train" or "test".
     std::string split = "test";
@@ -104,15 +105,19 @@ struct SampleOptions {
     EventDatasetOptions dataset;
     /// Only the first N samples are prepared (0 = all).
     std::size_t limit = 0;
+    /// CIFAR-100: which label is the class (fine: 100 classes, coarse: 20 superclasses); any
+    /// other dataset takes `fine` only (ConfigError otherwise).
+    CifarLabel label = CifarLabel::fine;
 };
 
-/// True when `data` names an IDX image dataset (`fashion-mnist`, or a folder holding
-/// `train-images-idx3-ubyte[.gz]` or `t10k-images-idx3-ubyte[.gz]`).
+/// True when `data` names an image dataset: `fashion-mnist`, a folder holding
+/// `train-images-idx3-ubyte[.gz]` or `t10k-images-idx3-ubyte[.gz]`, or a CIFAR-10 / CIFAR-100
+/// binary folder (find_cifar).
 bool is_image_dataset(const std::string& data);
 
-/// Opens a dataset split as a sample source: IDX images, or an event dataset whose recordings
-/// are all decoded and binned here, once. Throws FileError (missing or malformed files, naming
-/// them and the expected layout) and ConfigError (bad split, bad binning options).
+/// Opens a dataset split as a sample source: IDX or CIFAR images, or an event dataset whose
+/// recordings are all decoded and binned here, once. Throws FileError (missing or malformed files,
+/// naming them and the expected layout) and ConfigError (bad split, bad binning options).
 std::unique_ptr<SampleSource> open_samples(const SampleOptions& options);
 
 /// A source over images already in memory (tests, benchmarks).

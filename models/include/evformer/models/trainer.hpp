@@ -18,14 +18,17 @@ namespace evformer::models {
 
 /// Every setting of a training run (also read from and written to JSON).
 struct TrainConfig {
-    /// Dataset: fashion-mnist, a folder of IDX files, or an event dataset folder (any layout of
-    /// io::open_event_dataset); its `train` split trains.
+    /// Dataset: fashion-mnist, a folder of IDX files, a CIFAR-10 / CIFAR-100 binary folder, or an
+    /// event dataset folder (any layout of io::open_event_dataset); its `train` split trains.
     std::string data = "fashion-mnist";
     /// Dataset whose `test` split is evaluated after every epoch (empty: the test split of
     /// `data`; required when `data` is a one-split folder such as a flat `labels.txt` folder).
     std::string test_data;
     /// Event data: how recordings are cut into the T frames ("number" or "time").
     std::string split_by = "number";
+    /// CIFAR-100: the class is the "fine" label (100 classes) or the "coarse" one (20
+    /// superclasses); other datasets take "fine" only.
+    std::string label = "fine";
     /// Event data: probability that an event is dropped, drawn per epoch and sample (0 = off).
     double event_drop = 0.0;
     std::size_t epochs = 10;
@@ -70,7 +73,8 @@ struct EvalResult {
     FiringCounts counts;
 };
 
-/// Images of a dataset as floats in [0, 1] (pixel/255): the direct-encoding input.
+/// Images of a dataset as floats in [0, 1] (pixel/255), `[count, channels, rows, cols]`: the
+/// direct-encoding input.
 void images_to_float(const io::ImageDataset& data, std::size_t first, std::size_t count,
                      float* out);
 

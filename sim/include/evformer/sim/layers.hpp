@@ -82,22 +82,60 @@ struct TokenLinear {
                                 float* acc) const;
 };
 
-/// 3×3 / stride 2 / padding 1 max-pool over spikes of a channel-last map: an output fires when
-/// any input in its window fired. Not a synaptic operation.
+/// Pooling over events of a channel-last map: square windows of `kernel` cells with `stride`
+/// and `padding` (padded cells hold no events). Max-pool: an output fires (count 1) when any
+/// input in its window fired. Sum-pool: an output's count is the sum of its window's counts.
+/// Neither is a synaptic operation. The default is the Spikformer's 3×3 / stride 2 / padding 1.
 class SpikeMaxPool {
   public:
     /// A pool over a `height`×`width` map of `channels` channels.
-    SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width);
+    SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width,
+                 std::size_t kernel = 3, std::size_t stride = 2, std::size_t padding = 1);
     SpikeMaxPool() = default;
     std::size_t out_height() const { return out_h_; }
     std::size_t out_width() const { return out_w_; }
     std::size_t outputs() const { return out_h_ * out_w_ * c_; }
-    /// Emits one count-1 event per output whose window holds an input event; `seen` is scratch
-    /// of outputs() bytes, all zero on entry and on return.
+    /// Max-pool: emits one count-1 event per output whose window holds an input event, in
+    /// first-reached order; `seen` is scratch of outputs() bytes, all zero on entry and on return.
     void apply(const EventList& in, EventList& out, std::vector<std::uint8_t>& seen) const;
+    /// Sum-pool: one event per output whose window holds input events, count = Σ counts (capped
+    /// at 65535), in first-reached order; `sums` is scratch of outputs() entries, all zero on
+    /// entry and on return.
+    void apply_sum(const EventList& in, EventList& out, std::vector<std::uint32_t>& sums) const;
 
   private:
-    std::size_t c_ = 0, h_ = 0, w_ = 0, out_h_ = 0, out_w_ = 0;
+    /// Calls f(output neuron, event index) for every output each event's position reaches.
+    template <class F>
+    void for_each_reach(const EventList& in, F&& f) const;
+
+    std::size_t c_ = 0, h_ = 0, w_ = 0, k_ = 3, s_ = 2, p_ = 1, out_h_ = 0, out_w_ = 0;
+};
+
+/// A 2-D convolution of any kernel, stride, padding, dilation and groups over a channel-last map
+/// (PyTorch's Conv2d semantics), weights stored transposed per input channel
+/// ([in][ky][kx][out/groups]) so one tap of an event is a contiguous row. The general path; the
+/// 3×3 / stride 1 / padding 1 convolutions of the Spikformer run on Conv3x3's fixed-width kernels.
+struct Conv2d {
+    std::size_t in_channels = 0, out_channels = 0;
+    std::size_t in_height = 0, in_width = 0, out_height = 0, out_width = 0;
+    std::size_t kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;
+    std::vector<float> weight_t;  ///< [in][k][k][out/groups]
+    std::vector<float> bias;      ///< [out]
+
+    std::size_t inputs() const { return in_height * in_width * in_channels; }
+    std::size_t outputs() const { return out_height * out_width * out_channels; }
+    /// Dense operations of one step: out positions · out · (in/groups) · k².
+    double flops() const {
+        return double(out_height * out_width * out_channels * (in_channels / groups) * kernel *
+                      kernel);
+    }
+    /// Fills `acc` ([out H][out W][out]) with the bias.
+    void init(float* acc) const;
+    /// Adds count × the weight row of every tap an event reaches. Returns the SOPs:
+    /// Σ count × reached output positions × out/groups.
+    std::uint64_t propagate(const EventList& in, float* acc) const;
+    /// Real-valued input ([H][W][in]): value × row for every non-zero input; returns the MACs.
+    std::uint64_t propagate_dense(const float* in, float* acc) const;
 };
 
 /// An additive residual stream: small non-negative integers per neuron, built by summing event

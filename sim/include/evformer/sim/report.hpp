@@ -30,9 +30,9 @@ struct LayerReport {
     std::vector<double> spikes_per_step;  ///< [T]
 };
 
-/// One attention block's rates and SOP split.
+/// One attention node's rates and SOP split.
 struct AttentionReport {
-    std::size_t block = 0;
+    std::size_t block = 0;  ///< index of the attention node in execution order
     double fr_attn = 0;  ///< non-zero attention entries / (N² × H × T)
     double fr_out = 0;   ///< firing rate of attn_lif
     double sops_qk = 0;  ///< per sample
@@ -74,7 +74,8 @@ class RunAccumulator {
 
   private:
     std::vector<LayerInfo> layers_;
-    std::size_t time_steps_ = 0, blocks_ = 0, tokens_ = 0, heads_ = 0;
+    std::vector<AttentionInfo> attention_info_;
+    std::size_t time_steps_ = 0;
     std::size_t samples_ = 0, correct_ = 0, nonfinite_ = 0;
     double seconds_ = 0;
     std::vector<StepCounts> counts_;              ///< [layer][step], summed over samples
