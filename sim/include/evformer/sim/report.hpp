@@ -33,10 +33,10 @@ struct LayerReport {
 /// One attention node's rates and SOP split.
 struct AttentionReport {
     std::size_t block = 0;  ///< index of the attention node in execution order
-    double fr_attn = 0;  ///< non-zero attention entries / (N² × H × T)
-    double fr_out = 0;   ///< firing rate of attn_lif
-    double sops_qk = 0;  ///< per sample
-    double sops_av = 0;  ///< per sample
+    double fr_attn = 0;     ///< non-zero attention entries / (N² × H × T)
+    double fr_out = 0;      ///< firing rate of attn_lif
+    double sops_qk = 0;     ///< per sample
+    double sops_av = 0;     ///< per sample
 };
 
 /// A whole run's report.
