@@ -14,17 +14,17 @@ WindowRunner::WindowRunner(const sim::Network& net, WindowOptions options, Emit 
     if (o_.window_steps == 0) o_.window_steps = net.time_steps;
     if (o_.dt_us < 1)
         throw ConfigError(fmt::format("--dt {} us: a bin lasts at least 1 us", o_.dt_us));
-    const auto& conv = net.stem.front().conv;
-    if (conv.in_channels != 2)
+    const auto& input = net.input_shape();
+    if (input.channels != 2)
         throw ConfigError(
             fmt::format("the model reads {} input channel(s); live event streams need 2 (OFF, ON)",
-                        conv.in_channels));
-    if (o_.frames.out_width != conv.width || o_.frames.out_height != conv.height)
+                        input.channels));
+    if (o_.frames.out_width != input.width || o_.frames.out_height != input.height)
         throw ConfigError(fmt::format("events are mapped to {}x{} but the model's input is {}x{}",
-                                      o_.frames.out_width, o_.frames.out_height, conv.width,
-                                      conv.height));
-    width_ = conv.width;
-    plane_ = conv.width * conv.height;
+                                      o_.frames.out_width, o_.frames.out_height, input.width,
+                                      input.height));
+    width_ = input.width;
+    plane_ = input.width * input.height;
     counts_.assign(2 * plane_, 0);
     // The pixel map as tables: output column / row offset of each sensor x / y, −1 outside the
     // crop.

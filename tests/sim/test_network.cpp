@@ -388,7 +388,7 @@ TEST_CASE("windows of any length; keep_state continues the membranes, begin() re
     const auto empty = simulator.finish();
     CHECK(empty.time_steps == 0);
     CHECK(empty.counts.empty());
-    CHECK(empty.logits == net.head.bias);
+    CHECK(empty.logits == net.graph().node("head").params[1].data);
     // An input neuron outside the network is refused before anything runs.
     sim::EventList bad;
     bad.push(static_cast<std::uint32_t>(net.input_neurons()));
