@@ -133,11 +133,11 @@ void Graph::validate() {
         order_.push_back(next);
         for (auto c : consumers_[next]) --pending[c];
     }
+    std::vector<std::size_t> position(count);
+    for (std::size_t k = 0; k < count; ++k) position[order_[k]] = k;
     for (auto& c : consumers_)
-        std::sort(c.begin(), c.end(), [&](std::size_t a, std::size_t b) {
-            return std::find(order_.begin(), order_.end(), a) <
-                   std::find(order_.begin(), order_.end(), b);
-        });
+        std::sort(c.begin(), c.end(),
+                  [&](std::size_t a, std::size_t b) { return position[a] < position[b]; });
     // Reachability: from the input forward, from the readout backward.
     std::vector<bool> from_input(count, false), to_readout(count, false);
     from_input[input_] = true;

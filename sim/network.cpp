@@ -47,6 +47,7 @@ struct Op {
     /// merge_events: the op whose residual stream it continues (it is the last reader of that
     /// op's output, so it adds its other inputs in place), or kNone to start a fresh sum
     std::size_t continues = kNone;
+    std::size_t stream = 0;  ///< merge_events: the op whose residual stream holds the sum
 };
 
 struct Affine {
@@ -109,14 +110,21 @@ Affine fold_batchnorm(const Node& bn) {
     return a;
 }
 
-// The projection's weights transposed per input channel ([in][taps][out/groups]), each output
-// channel's row scaled by `gain` (a folded batchnorm, or 1) and every weight by `input_gain`
-// (avg_pool's 1/k²); the bias is bias·gain + shift (shift alone when the node has no bias).
+// The weights of projection `p` (reading `in`) transposed per input channel
+// ([in][taps][out/groups]), each output channel's row scaled by the gain g of `batchnorm` (when
+// one is folded into it) and every weight by avg_pool's 1/k² when `in` is an avg_pool; the bias
+// is bias·g + shift (shift alone when the node has no bias).
 struct Folded {
     std::vector<float> weight_t, bias;
 };
 
-Folded fold_weights(const Node& p, std::size_t in_channels, const Affine* bn, float input_gain) {
+Folded fold_weights(const Node& p, const Node& in, const Node* batchnorm) {
+    Affine folded;
+    if (batchnorm) folded = fold_batchnorm(*batchnorm);
+    const Affine* bn = batchnorm ? &folded : nullptr;
+    const float input_gain =
+        in.kind == NodeKind::avg_pool ? 1.f / float(in.attr.kernel * in.attr.kernel) : 1.f;
+    const std::size_t in_channels = in.shape.channels;
     const std::size_t co = p.shape.channels;
     const std::size_t groups = p.kind == NodeKind::conv2d ? p.attr.groups : 1;
     const std::size_t taps = p.kind == NodeKind::conv2d ? p.attr.kernel * p.attr.kernel : 1;
@@ -274,9 +282,6 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         for (auto j : n.input_index) op.in.push_back(P.storage[j]);
         const bool reads_input = !n.input_index.empty() && n.input_index[0] == g.input_node();
         const Node* in_node = n.input_index.empty() ? nullptr : &nodes[n.input_index[0]];
-        const float input_gain = in_node && in_node->kind == NodeKind::avg_pool
-                                     ? 1.f / float(in_node->attr.kernel * in_node->attr.kernel)
-                                     : 1.f;
         switch (n.kind) {
             case NodeKind::input:
                 break;
@@ -292,9 +297,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                 if (op.row == kNone) fail(n, "its current must drive a neuron population");
                 op.reads_input = reads_input;
                 const Shape& s = in_node->shape;
-                Affine bn;
-                if (folded_bn[i]) bn = fold_batchnorm(*folded_bn[i]);
-                auto f = fold_weights(n, s.channels, folded_bn[i] ? &bn : nullptr, input_gain);
+                auto f = fold_weights(n, *in_node, folded_bn[i]);
                 const auto& a = n.attr;
                 if (a.kernel == 3 && a.stride == 1 && a.padding == 1 && a.dilation == 1 &&
                     a.groups == 1) {
@@ -437,6 +440,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         if (src != kNone && P.ops[src].kind == OpKind::merge_events && last_reader[first] == o &&
             std::count(op.in.begin(), op.in.end(), first) == 1)
             op.continues = src;
+        op.stream = op.continues == kNone ? o : P.ops[op.continues].stream;
     }
     // A current read only by the next op lives in one shared scratch buffer.
     P.scratch_current.assign(count, false);
@@ -456,12 +460,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         const std::size_t li_node = fused ? fused_linear[op.node] : op.node;
         const Node& lin = nodes[li_node];
         const Node& src = nodes[lin.input_index[0]];
-        const float input_gain =
-            src.kind == NodeKind::avg_pool ? 1.f / float(src.attr.kernel * src.attr.kernel) : 1.f;
-        Affine bn;
-        if (folded_bn[li_node]) bn = fold_batchnorm(*folded_bn[li_node]);
-        auto f =
-            fold_weights(lin, src.shape.channels, folded_bn[li_node] ? &bn : nullptr, input_gain);
+        auto f = fold_weights(lin, src, folded_bn[li_node]);
         TokenLinear t;
         t.tokens = src.shape.positions();
         t.in_features = src.shape.channels;
@@ -871,9 +870,7 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
                 P.pools[op.kernel].apply_sum(events_of(op.in[0]), s.events[op.out], s.sums);
                 break;
             case OpKind::merge_events: {
-                std::size_t slot = o;
-                while (P.ops[slot].continues != kNone) slot = P.ops[slot].continues;
-                auto& stream = s.streams[slot];
+                auto& stream = s.streams[op.stream];
                 if (op.continues == kNone) {
                     stream.clear();
                     stream.add(events_of(op.in[0]));
