@@ -55,6 +55,11 @@ std::vector<ParameterInfo> parameter_layout(const ModelSpec& spec) {
             case sim::ParamRole::statistic:
                 kind = Kind::attn_stat;
                 break;
+            case sim::ParamRole::time_constant:
+            case sim::ParamRole::neuron:
+            case sim::ParamRole::delay_time:
+                throw ConfigError(
+                    "parameter_layout: the Spikformer has no NIR neuron parameters (" + name + ")");
         }
         out.push_back({name, std::move(slot.shape), kind});
     }

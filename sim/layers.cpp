@@ -244,6 +244,19 @@ std::uint64_t TokenLinear::propagate(const EventList& in, float* acc) const {
     return spikes * fo;
 }
 
+std::uint64_t TokenLinear::propagate_dense(const float* in, float* acc) const {
+    const std::size_t fi = in_features, fo = out_features;
+    std::uint64_t macs = 0;
+    for (std::size_t n = 0; n < tokens; ++n)
+        for (std::size_t i = 0; i < fi; ++i) {
+            const float x = in[n * fi + i];
+            if (x == 0.f) continue;
+            add_scaled_row(acc + n * fo, weight_t.data() + i * fo, x, fo);
+            macs += fo;
+        }
+    return macs;
+}
+
 namespace {
 
 #if defined(__AVX512F__)
@@ -355,7 +368,21 @@ SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t
       s_(stride),
       p_(padding),
       out_h_(height + 2 * padding < kernel ? 0 : (height + 2 * padding - kernel) / stride + 1),
-      out_w_(width + 2 * padding < kernel ? 0 : (width + 2 * padding - kernel) / stride + 1) {}
+      out_w_(width + 2 * padding < kernel ? 0 : (width + 2 * padding - kernel) / stride + 1),
+      kw_(kernel),
+      sw_(stride),
+      pw_(padding) {}
+
+SpikeMaxPool::SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width,
+                           std::size_t kernel_h, std::size_t kernel_w, std::size_t stride_h,
+                           std::size_t stride_w, std::size_t padding_h, std::size_t padding_w)
+    : SpikeMaxPool(channels, height, width, kernel_h, stride_h, padding_h) {
+    kw_ = kernel_w;
+    sw_ = stride_w;
+    pw_ = padding_w;
+    out_w_ =
+        width + 2 * padding_w < kernel_w ? 0 : (width + 2 * padding_w - kernel_w) / stride_w + 1;
+}
 
 namespace {
 
@@ -378,20 +405,21 @@ struct AnyWindow {
 // width w each event reaches. The window is decoded once per run of events at one input
 // position; outputs are reached in the same order as event by event. Output o's window covers
 // inputs o·s − p … o·s − p + k − 1.
-template <class Win, class F>
+template <class Win, class WinX, class F>
 void reach_outputs(const EventList& in, std::size_t c_, std::size_t w_, std::size_t out_h,
-                   std::size_t out_w, Win win, F&& f) {
+                   std::size_t out_w, Win win, WinX win_x, F&& f) {
     const std::size_t events = in.size();
     const std::size_t k = win.k(), s = win.s(), p = win.p();
+    const std::size_t kw = win_x.k(), sw = win_x.s(), pw = win_x.p();
     for (std::size_t e0 = 0; e0 < events;) {
         const std::size_t pos = in.neuron[e0] / c_, base = pos * c_;
         std::size_t e1 = e0 + 1;
         while (e1 < events && in.neuron[e1] - base < c_) ++e1;
         const std::size_t y = pos / w_, x = pos - y * w_;
         const std::size_t py_lo = y + p + 1 > k ? (y + p + 1 - k + s - 1) / s : 0;
-        const std::size_t px_lo = x + p + 1 > k ? (x + p + 1 - k + s - 1) / s : 0;
+        const std::size_t px_lo = x + pw + 1 > kw ? (x + pw + 1 - kw + sw - 1) / sw : 0;
         const std::size_t py_hi = std::min((y + p) / s, out_h - 1);
-        const std::size_t px_hi = std::min((x + p) / s, out_w - 1);
+        const std::size_t px_hi = std::min((x + pw) / sw, out_w - 1);
         for (std::size_t e = e0; e < e1; ++e) {
             const std::size_t ch = in.neuron[e] - base;
             for (std::size_t py = py_lo; py <= py_hi; ++py)
@@ -405,10 +433,12 @@ void reach_outputs(const EventList& in, std::size_t c_, std::size_t w_, std::siz
 
 template <class F>
 void SpikeMaxPool::for_each_reach(const EventList& in, F&& f) const {
-    if (k_ == 3 && s_ == 2 && p_ == 1)
-        reach_outputs(in, c_, w_, out_h_, out_w_, FixedWindow<3, 2, 1>{}, f);
+    if (k_ == 3 && s_ == 2 && p_ == 1 && kw_ == 3 && sw_ == 2 && pw_ == 1)
+        reach_outputs(in, c_, w_, out_h_, out_w_, FixedWindow<3, 2, 1>{}, FixedWindow<3, 2, 1>{},
+                      f);
     else
-        reach_outputs(in, c_, w_, out_h_, out_w_, AnyWindow{k_, s_, p_}, f);
+        reach_outputs(in, c_, w_, out_h_, out_w_, AnyWindow{k_, s_, p_}, AnyWindow{kw_, sw_, pw_},
+                      f);
 }
 
 void SpikeMaxPool::apply(const EventList& in, EventList& out,
@@ -454,13 +484,13 @@ std::uint64_t conv2d_reach(const Conv2d& c, std::size_t y, std::size_t x, F&& f)
         if (ny < 0 || ny % std::ptrdiff_t(c.stride) != 0) continue;
         const std::size_t oy = std::size_t(ny) / c.stride;
         if (oy >= c.out_height) continue;
-        for (std::size_t kx = 0; kx < c.kernel; ++kx) {
+        for (std::size_t kx = 0; kx < c.kernel_w; ++kx) {
             const std::ptrdiff_t nx =
-                std::ptrdiff_t(x + c.padding) - std::ptrdiff_t(kx * c.dilation);
-            if (nx < 0 || nx % std::ptrdiff_t(c.stride) != 0) continue;
-            const std::size_t ox = std::size_t(nx) / c.stride;
+                std::ptrdiff_t(x + c.padding_w) - std::ptrdiff_t(kx * c.dilation_w);
+            if (nx < 0 || nx % std::ptrdiff_t(c.stride_w) != 0) continue;
+            const std::size_t ox = std::size_t(nx) / c.stride_w;
             if (ox >= c.out_width) continue;
-            f(oy, ox, ky * c.kernel + kx);
+            f(oy, ox, ky * c.kernel_w + kx);
             ++reached;
         }
     }
@@ -471,7 +501,7 @@ std::uint64_t conv2d_reach(const Conv2d& c, std::size_t y, std::size_t x, F&& f)
 
 std::uint64_t Conv2d::propagate(const EventList& in, float* acc) const {
     const std::size_t ci = in_channels, cog = out_channels / groups, cig = in_channels / groups;
-    const std::size_t taps = kernel * kernel;
+    const std::size_t taps = kernel * kernel_w;
     std::uint64_t sops = 0;
     for (std::size_t e = 0; e < in.size(); ++e) {
         const std::size_t n = in.neuron[e], c = n % ci, pos = n / ci;
@@ -494,7 +524,7 @@ std::uint64_t Conv2d::propagate(const EventList& in, float* acc) const {
 
 std::uint64_t Conv2d::propagate_dense(const float* in, float* acc) const {
     const std::size_t ci = in_channels, cog = out_channels / groups, cig = in_channels / groups;
-    const std::size_t taps = kernel * kernel;
+    const std::size_t taps = kernel * kernel_w;
     std::uint64_t macs = 0;
     for (std::size_t y = 0; y < in_height; ++y)
         for (std::size_t x = 0; x < in_width; ++x)

@@ -31,6 +31,10 @@ enum class OpKind {
     merge_currents,
     flatten_vector,  ///< channel-last → channel-major (events or current)
     readout,         ///< sums per channel for the mean
+    nir_neuron,      ///< a NIR neuron kind (integrator … cuba_lif) → events or current
+    threshold,       ///< current > θ → events
+    delay,           ///< events held back per neuron
+    output,          ///< sums of the output's events or currents
 };
 
 struct Op {
@@ -48,6 +52,24 @@ struct Op {
     /// op's output, so it adds its other inputs in place), or kNone to start a fresh sum
     std::size_t continues = kNone;
     std::size_t stream = 0;  ///< merge_events: the op whose residual stream holds the sum
+    bool dense = false;      ///< conv/linear reading a current (not the image): MACs every step
+    bool spiking = true;     ///< nir_neuron: gives events (else its membrane as a current)
+};
+
+// A NIR neuron population compiled to per-neuron coefficients of one discrete step
+// (docs/nir.md, "Neuron kinds"): with a synapse, I += k_syn·(w_in·x − I) and x = I; then
+// v += k_leak·(v_leak − v) + k_in·x; a spiking kind fires on v > v_threshold, then v = v_reset.
+// I and IF: k_leak = 0, k_in = r. LI, LIF, CubaLI, CubaLIF: k_leak = dt/τ, k_in = dt/τ·r (forward
+// Euler of τ·dv/dt = v_leak − v + r·I), k_syn = dt/τ_syn.
+struct NirNeuron {
+    bool synaptic = false, spiking = false;
+    std::vector<float> k_syn, w_in, k_leak, v_leak, k_in, v_threshold, v_reset;
+};
+
+// A delay line: each neuron's events leave `steps[n]` steps after they came in.
+struct DelayLine {
+    std::vector<std::uint32_t> steps;
+    std::size_t length = 1;  ///< ring slots: max steps + 1
 };
 
 struct Affine {
@@ -70,6 +92,13 @@ struct Network::Plan {
     std::vector<SpikingAttention> attn;
     std::vector<SpikeMaxPool> pools;
     std::vector<Affine> affine;
+    std::vector<NirNeuron> nir;
+    std::vector<DelayLine> delays;
+    std::vector<float> thresholds_flat;               ///< threshold ops: θ of every neuron
+    std::vector<std::size_t> threshold_at;            ///< [threshold op kernel] offset
+    bool output_sink = false;                         ///< the sink is an output node
+    bool output_events = true;                        ///< it counts events (else mean current)
+    std::vector<std::size_t> recurrent_sources;       ///< storages read one step late
     std::vector<float> readout_weight, readout_bias;  ///< [classes][C], [classes]
     std::size_t classes = 0, readout_channels = 0, readout_positions = 0;
     std::size_t largest = 0;  ///< largest signal (scratch size)
@@ -90,7 +119,61 @@ using Plan = Network::Plan;
 }
 
 bool is_neuron(NodeKind k) {
-    return k == NodeKind::lif || k == NodeKind::if_neuron;
+    return is_population(k);
+}
+
+// The compiled coefficients of a NIR neuron node (its parameters in slot order, nir_parameters).
+NirNeuron compile_nir_neuron(const Node& n) {
+    NirNeuron m;
+    const auto names = nir_parameters(n.kind);
+    auto param = [&](std::string_view name) -> const std::vector<float>* {
+        for (std::size_t p = 0; p < names.size(); ++p)
+            if (names[p].first == name) return &n.params[p].data;
+        return nullptr;
+    };
+    const std::size_t count = n.shape.size();
+    const double dt = n.attr.dt;
+    m.synaptic = n.kind == NodeKind::cuba_li || n.kind == NodeKind::cuba_lif;
+    m.spiking = kind_info(n.kind).output == Signal::events;
+    const bool leaky = n.kind != NodeKind::integrator && n.kind != NodeKind::nir_if;
+    const auto* r = param("r");
+    const auto* tau = param(m.synaptic ? "tau_mem" : "tau");
+    const auto* v_leak = param("v_leak");
+    m.k_leak.assign(count, 0.f);
+    m.v_leak.assign(count, 0.f);
+    m.k_in.resize(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        if (leaky) {
+            const double a = dt / double((*tau)[i]);
+            if (a > 1.0)
+                fail(n, fmt::format("dt ({} s) exceeds the time constant ({} s) of neuron {}: the "
+                                    "forward-Euler step would overshoot; use a smaller --dt",
+                                    dt, (*tau)[i], i));
+            m.k_leak[i] = float(a);
+            m.v_leak[i] = (*v_leak)[i];
+            m.k_in[i] = float(a * double((*r)[i]));
+        } else {
+            m.k_in[i] = (*r)[i];
+        }
+    }
+    if (m.synaptic) {
+        const auto& tau_syn = *param("tau_syn");
+        m.w_in = *param("w_in");
+        m.k_syn.resize(count);
+        for (std::size_t i = 0; i < count; ++i) {
+            const double a = dt / double(tau_syn[i]);
+            if (a > 1.0)
+                fail(n, fmt::format("dt ({} s) exceeds the synaptic time constant ({} s) of "
+                                    "neuron {}: use a smaller --dt",
+                                    dt, tau_syn[i], i));
+            m.k_syn[i] = float(a);
+        }
+    }
+    if (m.spiking) {
+        m.v_threshold = *param("v_threshold");
+        m.v_reset = *param("v_reset");
+    }
+    return m;
 }
 
 // Per-channel gain and shift of an evaluation-mode BatchNorm: g = γ/√(σ² + eps),
@@ -123,11 +206,11 @@ Folded fold_weights(const Node& p, const Node& in, const Node* batchnorm) {
     if (batchnorm) folded = fold_batchnorm(*batchnorm);
     const Affine* bn = batchnorm ? &folded : nullptr;
     const float input_gain =
-        in.kind == NodeKind::avg_pool ? 1.f / float(in.attr.kernel * in.attr.kernel) : 1.f;
+        in.kind == NodeKind::avg_pool ? 1.f / float(in.attr.kernel * in.attr.kw()) : 1.f;
     const std::size_t in_channels = in.shape.channels;
     const std::size_t co = p.shape.channels;
     const std::size_t groups = p.kind == NodeKind::conv2d ? p.attr.groups : 1;
-    const std::size_t taps = p.kind == NodeKind::conv2d ? p.attr.kernel * p.attr.kernel : 1;
+    const std::size_t taps = p.kind == NodeKind::conv2d ? p.attr.kernel * p.attr.kw() : 1;
     const std::size_t cig = in_channels / groups, cog = co / groups;
     const auto& w = p.params[0].data;
     Folded f;
@@ -210,7 +293,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
     // Report rows: neuron populations in execution order, then the readout.
     std::vector<std::size_t> row_of(count, kNone);
     for (auto i : g.order())
-        if (is_neuron(nodes[i].kind)) {
+        if (is_neuron(nodes[i].kind) || nodes[i].kind == NodeKind::threshold) {
             row_of[i] = P.layers.size();
             LayerInfo li;
             li.name = nodes[i].name;
@@ -224,10 +307,15 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         LayerInfo li;
         li.name = r.name;
         li.kind = LayerKind::head;
-        li.shape = {r.attr.out_channels};
-        li.neurons = r.attr.out_channels;
-        li.input_neurons = in_channels(r);
-        li.flops = double(r.attr.out_channels * in_channels(r));
+        if (r.kind == NodeKind::output) {  // class scores are its input's counts: no operation
+            li.shape = {r.shape.size()};
+            li.neurons = li.input_neurons = r.shape.size();
+        } else {
+            li.shape = {r.attr.out_channels};
+            li.neurons = r.attr.out_channels;
+            li.input_neurons = in_channels(r);
+            li.flops = double(r.attr.out_channels * in_channels(r));
+        }
         P.layers.push_back(std::move(li));
     }
     // The neuron population a projection's current drives (through batchnorm, scale and merges
@@ -238,7 +326,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
             const auto& cons = g.consumers(at);
             if (cons.empty()) return kNone;
             const std::size_t c = cons[0];
-            if (is_neuron(nodes[c].kind)) return row_of[c];
+            if (row_of[c] != kNone) return row_of[c];
             at = c;
         }
     };
@@ -258,6 +346,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         const std::size_t src = P.storage[n.input_index[0]];
         if (nodes[src].kind != NodeKind::linear) continue;
         if (nodes[src].input_index[0] == g.input_node()) continue;  // image runs read it dense
+        if (g.signal(nodes[src].input_index[0]) != Signal::events) continue;  // dense input
         if (nodes[nodes[src].input_index[0]].kind == NodeKind::avg_pool) continue;
         // the linear's current (after its folded batchnorm) must go to this population only
         // (a folded batchnorm is the linear's only consumer)
@@ -281,6 +370,8 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         op.neurons = n.shape.size();
         for (auto j : n.input_index) op.in.push_back(P.storage[j]);
         const bool reads_input = !n.input_index.empty() && n.input_index[0] == g.input_node();
+        op.dense = (n.kind == NodeKind::conv2d || n.kind == NodeKind::linear) && !reads_input &&
+                   g.signal(n.input_index[0]) == Signal::current;
         const Node* in_node = n.input_index.empty() ? nullptr : &nodes[n.input_index[0]];
         switch (n.kind) {
             case NodeKind::input:
@@ -300,7 +391,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                 auto f = fold_weights(n, *in_node, folded_bn[i]);
                 const auto& a = n.attr;
                 if (a.kernel == 3 && a.stride == 1 && a.padding == 1 && a.dilation == 1 &&
-                    a.groups == 1) {
+                    a.groups == 1 && a.kw() == 3 && a.sw() == 1 && a.pw() == 1 && a.dw() == 1) {
                     Conv3x3 c;
                     c.in_channels = s.channels;
                     c.out_channels = a.out_channels;
@@ -324,6 +415,10 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                     c.stride = a.stride;
                     c.padding = a.padding;
                     c.dilation = a.dilation;
+                    c.kernel_w = a.kw();
+                    c.stride_w = a.sw();
+                    c.padding_w = a.pw();
+                    c.dilation_w = a.dw();
                     c.groups = a.groups;
                     c.weight_t = std::move(f.weight_t);
                     c.bias = std::move(f.bias);
@@ -333,7 +428,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                     P.conv.push_back(std::move(c));
                 }
                 auto& li = P.layers[op.row];
-                li.kind = reads_input ? LayerKind::conv_real : LayerKind::conv;
+                li.kind = reads_input || op.dense ? LayerKind::conv_real : LayerKind::conv;
                 li.input_neurons = s.size();
                 li.flops =
                     op.kind == OpKind::conv3x3 ? P.conv3.back().flops() : P.conv.back().flops();
@@ -366,8 +461,9 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                 const Shape& s = in_node->shape;
                 op.kind = n.kind == NodeKind::max_pool ? OpKind::max_pool : OpKind::sum_pool;
                 op.kernel = P.pools.size();
-                P.pools.emplace_back(s.channels, s.height, s.width, n.attr.kernel, n.attr.stride,
-                                     n.attr.padding);
+                const auto& a = n.attr;
+                P.pools.emplace_back(s.channels, s.height, s.width, a.kernel, a.kw(), a.stride,
+                                     a.sw(), a.padding, a.pw());
                 break;
             }
             case NodeKind::flatten:
@@ -406,6 +502,50 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                 P.attn.push_back(std::move(a));
                 break;
             }
+            case NodeKind::integrator:
+            case NodeKind::li:
+            case NodeKind::nir_if:
+            case NodeKind::nir_lif:
+            case NodeKind::cuba_li:
+            case NodeKind::cuba_lif: {
+                op.kind = OpKind::nir_neuron;
+                op.row = row_of[i];
+                op.kernel = P.nir.size();
+                P.nir.push_back(compile_nir_neuron(n));
+                op.spiking = P.nir.back().spiking;
+                break;
+            }
+            case NodeKind::threshold:
+                op.kind = OpKind::threshold;
+                op.row = row_of[i];
+                op.kernel = P.threshold_at.size();
+                P.threshold_at.push_back(P.thresholds_flat.size());
+                P.thresholds_flat.insert(P.thresholds_flat.end(), n.params[0].data.begin(),
+                                         n.params[0].data.end());
+                break;
+            case NodeKind::delay: {
+                op.kind = OpKind::delay;
+                op.kernel = P.delays.size();
+                DelayLine d;
+                for (float seconds : n.params[0].data) {
+                    const double delay_steps = std::round(double(seconds) / n.attr.dt);
+                    if (delay_steps > 1e6)
+                        fail(n, fmt::format("a delay of {} s is more than a million steps of dt",
+                                            seconds));
+                    d.steps.push_back(static_cast<std::uint32_t>(delay_steps));
+                    d.length = std::max<std::size_t>(d.length, std::size_t(delay_steps) + 1);
+                }
+                P.delays.push_back(std::move(d));
+                break;
+            }
+            case NodeKind::output:
+                op.kind = OpKind::output;
+                op.row = row_of[i];
+                P.output_sink = true;
+                P.output_events = g.signal(n.input_index[0]) == Signal::events;
+                P.classes = n.shape.size();
+                P.readout_channels = n.shape.size();
+                break;
             case NodeKind::readout: {
                 op.kind = OpKind::readout;
                 op.row = row_of[i];
@@ -437,11 +577,21 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         auto& op = P.ops[o];
         if (op.kind != OpKind::merge_events) continue;
         const std::size_t first = op.in[0], src = P.op_of[first];
+        const auto& rec = nodes[op.node].recurrent;
+        const bool any_recurrent = std::find(rec.begin(), rec.end(), true) != rec.end();
         if (src != kNone && P.ops[src].kind == OpKind::merge_events && last_reader[first] == o &&
-            std::count(op.in.begin(), op.in.end(), first) == 1)
+            std::count(op.in.begin(), op.in.end(), first) == 1 && !any_recurrent)
             op.continues = src;
         op.stream = op.continues == kNone ? o : P.ops[op.continues].stream;
     }
+    // Storages read through recurrent edges keep their value from one step to the next.
+    std::vector<bool> recurrent_source(count, false);
+    for (const auto& n : nodes)
+        for (std::size_t e = 0; e < n.input_index.size(); ++e)
+            if (n.recurrent[e] && !recurrent_source[P.storage[n.input_index[e]]]) {
+                recurrent_source[P.storage[n.input_index[e]]] = true;
+                P.recurrent_sources.push_back(P.storage[n.input_index[e]]);
+            }
     // A current read only by the next op lives in one shared scratch buffer.
     P.scratch_current.assign(count, false);
     for (std::size_t o = 0; o + 1 < P.ops.size(); ++o) {
@@ -450,7 +600,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
                                 op.kind == OpKind::linear || op.kind == OpKind::attention;
         const auto next = P.ops[o + 1].kind;
         if (current_op && readers[op.out] == 1 && last_reader[op.out] == o + 1 &&
-            (next == OpKind::lif || next == OpKind::if_neuron))
+            !recurrent_source[op.out] && (next == OpKind::lif || next == OpKind::if_neuron))
             P.scratch_current[op.out] = true;
     }
     // Linear kernels (plain and fused) once rows are known.
@@ -474,7 +624,8 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
         op.kernel = P.linear.size();
         op.projection = li_node;
         auto& li = P.layers[op.row];
-        li.kind = (!fused && op.reads_input) ? LayerKind::conv_real : LayerKind::linear;
+        li.kind =
+            (!fused && (op.reads_input || op.dense)) ? LayerKind::conv_real : LayerKind::linear;
         li.input_neurons = t.inputs();
         li.flops = t.flops();
         P.linear.push_back(std::move(t));
@@ -599,10 +750,13 @@ struct Simulator::State {
     std::vector<std::uint8_t> seen;                ///< max-pool scratch
     std::vector<std::uint32_t> sums;               ///< sum-pool scratch
     std::vector<float> acc;                        ///< fallback scratch of propagate_lif
-    std::vector<double> readout_sum;               ///< [C]
+    std::vector<double> readout_sum;               ///< [C] (output node: [its neurons])
+    std::vector<std::vector<float>> syn;           ///< [node] synaptic currents (Cuba kinds)
+    std::vector<std::vector<EventList>> ring;      ///< [op] delay lines' pending events
     std::vector<StepCounts> counts;                ///< [step][row]
     std::vector<AttentionStepCounts> attn_counts;  ///< [step][attention]
     std::size_t steps = 0;
+    std::size_t clock = 0;  ///< steps since the state was last reset (delay lines' time)
     bool image = false;
     std::chrono::steady_clock::time_point start;
 };
@@ -614,6 +768,8 @@ Simulator::Simulator(const Network& net) : net_(&net), s_(new State) {
     s.events.resize(nodes.size());
     s.current.resize(nodes.size());
     s.v.resize(nodes.size());
+    s.syn.resize(nodes.size());
+    s.ring.resize(P.ops.size());
     s.image_cache.resize(P.ops.size());
     s.image_macs.assign(P.ops.size(), 0);
     s.streams.resize(P.ops.size());
@@ -639,6 +795,14 @@ Simulator::Simulator(const Network& net) : net_(&net), s_(new State) {
                 break;
             case OpKind::merge_events:
                 s.streams[P.op_of[op.node]] = ResidualStream(n.shape.size());
+                break;
+            case OpKind::nir_neuron:
+                s.v[op.node].assign(n.shape.size(), 0.f);
+                if (P.nir[op.kernel].synaptic) s.syn[op.node].assign(n.shape.size(), 0.f);
+                if (!op.spiking) s.current[op.out].assign(n.shape.size(), 0.f);
+                break;
+            case OpKind::delay:
+                s.ring[P.op_of[op.node]].resize(P.delays[op.kernel].length);
                 break;
             default:
                 break;
@@ -672,11 +836,25 @@ void Simulator::begin(bool keep_state) {
     s.attn_counts.clear();
     std::fill(s.readout_sum.begin(), s.readout_sum.end(), 0.0);
     s.image = false;
-    if (!keep_state)  // every membrane starts at its population's v_reset (the trainer's rule)
-        for (const auto& op : net_->plan().ops)
-            if (op.kind == OpKind::lif || op.kind == OpKind::if_neuron ||
-                op.kind == OpKind::linear_lif)
-                std::fill(s.v[op.node].begin(), s.v[op.node].end(), op.lif.v_reset);
+    if (keep_state) return;
+    s.clock = 0;
+    const auto& P = net_->plan();
+    // every membrane starts at its population's v_reset (the trainer's rule); NIR kinds at 0
+    for (const auto& op : P.ops) {
+        if (op.kind == OpKind::lif || op.kind == OpKind::if_neuron || op.kind == OpKind::linear_lif)
+            std::fill(s.v[op.node].begin(), s.v[op.node].end(), op.lif.v_reset);
+        if (op.kind == OpKind::nir_neuron) {
+            std::fill(s.v[op.node].begin(), s.v[op.node].end(), 0.f);
+            std::fill(s.syn[op.node].begin(), s.syn[op.node].end(), 0.f);
+        }
+        if (op.kind == OpKind::delay)
+            for (auto& slot : s.ring[P.op_of[op.node]]) slot.clear();
+    }
+    // recurrent edges carry nothing into the first step
+    for (auto j : P.recurrent_sources) {
+        s.events[j].clear();
+        std::fill(s.current[j].begin(), s.current[j].end(), 0.f);
+    }
 }
 
 SampleResult Simulator::run_image(std::span<const float> image, SpikeRecorder* recorder) {
@@ -791,6 +969,20 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
                 if (op.reads_input && s.image) {
                     std::copy(s.image_cache[o].begin(), s.image_cache[o].end(), acc);
                     c.macs += s.image_macs[o];
+                    break;
+                }
+                if (op.dense) {  // a real-valued current (e.g. an LI's membrane): MACs
+                    const float* x = s.cur[op.in[0]];
+                    if (op.kind == OpKind::conv3x3) {
+                        P.conv3[op.kernel].init(acc);
+                        c.macs += P.conv3[op.kernel].propagate_dense(x, acc);
+                    } else if (op.kind == OpKind::conv2d) {
+                        P.conv[op.kernel].init(acc);
+                        c.macs += P.conv[op.kernel].propagate_dense(x, acc);
+                    } else {
+                        P.linear[op.kernel].init(acc);
+                        c.macs += P.linear[op.kernel].propagate_dense(x, acc);
+                    }
                     break;
                 }
                 const EventList& in = events_of(op.in[0]);
@@ -914,9 +1106,80 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
                     s.readout_sum[x.neuron[e] % d] += x.count[e];
                 break;
             }
+            case OpKind::nir_neuron: {
+                const auto& m = P.nir[op.kernel];
+                float* v = s.v[op.node].data();
+                float* syn = m.synaptic ? s.syn[op.node].data() : nullptr;
+                const float* x = s.cur[op.in[0]];
+                auto& ev = s.events[op.out];
+                ev.clear();
+                for (std::size_t i = 0; i < op.neurons; ++i) {
+                    float in = x[i];
+                    if (syn) {
+                        syn[i] += m.k_syn[i] * (m.w_in[i] * in - syn[i]);
+                        in = syn[i];
+                    }
+                    float u = v[i] + m.k_leak[i] * (m.v_leak[i] - v[i]) + m.k_in[i] * in;
+                    if (m.spiking && u > m.v_threshold[i]) {  // NIR fires on v > v_threshold
+                        ev.push(static_cast<std::uint32_t>(i), 1);
+                        u = m.v_reset[i];
+                    }
+                    v[i] = u;
+                }
+                if (m.spiking)
+                    emit(op, ev);
+                else {
+                    std::copy(v, v + op.neurons, s.cur[op.out]);
+                    count[op.row].membrane_updates += op.neurons;
+                }
+                break;
+            }
+            case OpKind::threshold: {
+                const float* x = s.cur[op.in[0]];
+                const float* theta = P.thresholds_flat.data() + P.threshold_at[op.kernel];
+                auto& ev = s.events[op.out];
+                ev.clear();
+                for (std::size_t i = 0; i < op.neurons; ++i)
+                    if (x[i] > theta[i]) ev.push(static_cast<std::uint32_t>(i), 1);
+                count[op.row].spikes += ev.size();
+                if (recorder && recorder->wants(op.row)) recorder->record(op.row, t, ev);
+                break;
+            }
+            case OpKind::delay: {
+                const auto& d = P.delays[op.kernel];
+                auto& ring = s.ring[o];
+                const std::size_t now = s.clock;
+                auto& slot = ring[now % d.length];
+                auto& out = s.events[op.out];
+                out.clear();
+                for (std::size_t e = 0; e < slot.size(); ++e)
+                    out.push(slot.neuron[e], slot.count[e]);
+                slot.clear();
+                const EventList& x = events_of(op.in[0]);
+                for (std::size_t e = 0; e < x.size(); ++e) {
+                    const auto n = x.neuron[e];
+                    if (d.steps[n] == 0)
+                        out.push(n, x.count[e]);
+                    else
+                        ring[(now + d.steps[n]) % d.length].push(n, x.count[e]);
+                }
+                break;
+            }
+            case OpKind::output: {
+                if (P.output_events) {
+                    const EventList& x = events_of(op.in[0]);
+                    for (std::size_t e = 0; e < x.size(); ++e)
+                        s.readout_sum[x.neuron[e]] += x.count[e];
+                } else {
+                    const float* x = s.cur[op.in[0]];
+                    for (std::size_t i = 0; i < op.neurons; ++i) s.readout_sum[i] += x[i];
+                }
+                break;
+            }
         }
     }
     ++s.steps;
+    ++s.clock;
 }
 
 SampleResult Simulator::finish() {
@@ -932,16 +1195,21 @@ SampleResult Simulator::finish() {
     for (std::size_t t = 0; t < steps; ++t)
         for (std::size_t a = 0; a < attn; ++a)
             r.attention[a * steps + t] = s.attn_counts[t * attn + a];
-    const double norm = steps ? 1.0 / double(steps * P.readout_positions) : 0.0;
     const std::size_t in = P.readout_channels;
     r.logits.assign(P.classes, 0.f);
-    for (std::size_t k = 0; k < P.classes; ++k) {
-        float sum = P.readout_bias[k];
-        for (std::size_t c = 0; c < in; ++c)
-            sum += P.readout_weight[k * in + c] * float(s.readout_sum[c] * norm);
-        r.logits[k] = sum;
+    if (P.output_sink) {  // spike counts, or the mean current over the steps
+        const double norm = P.output_events || steps == 0 ? 1.0 : 1.0 / double(steps);
+        for (std::size_t k = 0; k < P.classes; ++k) r.logits[k] = float(s.readout_sum[k] * norm);
+    } else {
+        const double norm = steps ? 1.0 / double(steps * P.readout_positions) : 0.0;
+        for (std::size_t k = 0; k < P.classes; ++k) {
+            float sum = P.readout_bias[k];
+            for (std::size_t c = 0; c < in; ++c)
+                sum += P.readout_weight[k * in + c] * float(s.readout_sum[c] * norm);
+            r.logits[k] = sum;
+        }
+        if (steps) r.counts[(rows - 1) * steps + steps - 1].macs += P.classes * in;
     }
-    if (steps) r.counts[(rows - 1) * steps + steps - 1].macs += P.classes * in;
     r.prediction = static_cast<std::size_t>(std::max_element(r.logits.begin(), r.logits.end()) -
                                             r.logits.begin());
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.start).count();

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "evformer/sim/graph.hpp"
@@ -27,20 +29,35 @@ struct DenseResult {
 };
 
 /// Runs `g` (validated, with parameters) for `frames.size()` steps; frame t is the input of step
-/// t (counts, or the image repeated).
+/// t (counts, or the image repeated). A recurrent edge reads its source's output of the previous
+/// step (zeros at the first). NIR neuron kinds follow docs/nir.md in double precision; delays
+/// keep every step's output.
 inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<float>>& frames) {
     using sim::NodeKind;
     const auto& nodes = g.nodes();
-    std::vector<std::vector<float>> out(nodes.size()), v(nodes.size());
+    std::vector<std::vector<float>> out(nodes.size()), v(nodes.size()), syn(nodes.size());
+    std::vector<std::vector<std::vector<float>>> history(nodes.size());  // delay: inputs per step
     DenseResult r;
     std::vector<double> readout_sum;
     for (std::size_t t = 0; t < frames.size(); ++t) {
         for (auto i : g.order()) {
             const sim::Node& n = nodes[i];
             const auto& a = n.attr;
+            std::vector<float> zeros;
             auto input = [&](std::size_t e) -> const std::vector<float>& {
-                return out[n.input_index[e]];
+                const auto& x = out[n.input_index[e]];
+                if (!x.empty()) return x;
+                zeros.assign(nodes[n.input_index[e]].shape.size(), 0.f);  // recurrent, step 0
+                return zeros;
             };
+            auto param = [&](std::string_view name) -> const std::vector<float>& {
+                const auto names = sim::nir_parameters(n.kind);
+                for (std::size_t p = 0; p < names.size(); ++p)
+                    if (names[p].first == name) return n.params[p].data;
+                throw std::logic_error("no parameter " + std::string(name));
+            };
+            const bool events_in =
+                !n.input_index.empty() && g.signal(n.input_index[0]) == sim::Signal::events;
             const sim::Shape in = n.input_index.empty() ? n.shape : nodes[n.input_index[0]].shape;
             std::vector<float> y(n.shape.size(), 0.f);
             switch (n.kind) {
@@ -66,18 +83,19 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                 case NodeKind::conv2d: {
                     const auto& x = input(0);
                     const std::size_t co = n.shape.channels, groups = a.groups;
-                    const std::size_t cig = in.channels / groups, cog = co / groups, k = a.kernel;
+                    const std::size_t cig = in.channels / groups, cog = co / groups, k = a.kernel,
+                                      kw = a.kw();
                     for (std::size_t oy = 0; oy < n.shape.height; ++oy)
                         for (std::size_t ox = 0; ox < n.shape.width; ++ox)
                             for (std::size_t o = 0; o < co; ++o) {
                                 float s = a.bias ? n.params[1].data[o] : 0.f;
                                 const std::size_t gi = o / cog;
                                 for (std::size_t ky = 0; ky < k; ++ky)
-                                    for (std::size_t kx = 0; kx < k; ++kx) {
+                                    for (std::size_t kx = 0; kx < kw; ++kx) {
                                         const long iy =
                                             long(oy * a.stride + ky * a.dilation) - long(a.padding);
                                         const long ix =
-                                            long(ox * a.stride + kx * a.dilation) - long(a.padding);
+                                            long(ox * a.sw() + kx * a.dw()) - long(a.pw());
                                         if (iy < 0 || ix < 0 || iy >= long(in.height) ||
                                             ix >= long(in.width))
                                             continue;
@@ -87,9 +105,9 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                                                       in.channels +
                                                   gi * cig + ic];
                                             s += n.params[0]
-                                                     .data[((o * cig + ic) * k + ky) * k + kx] *
+                                                     .data[((o * cig + ic) * k + ky) * kw + kx] *
                                                  xv;
-                                            r.projection_sops += std::uint64_t(xv);
+                                            if (events_in) r.projection_sops += std::uint64_t(xv);
                                         }
                                     }
                                 y[(oy * n.shape.width + ox) * co + o] = s;
@@ -104,7 +122,7 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                             float s = a.bias ? n.params[1].data[o] : 0.f;
                             for (std::size_t c = 0; c < ci; ++c) {
                                 s += n.params[0].data[o * ci + c] * x[p * ci + c];
-                                r.projection_sops += std::uint64_t(x[p * ci + c]);
+                                if (events_in) r.projection_sops += std::uint64_t(x[p * ci + c]);
                             }
                             y[p * co + o] = s;
                         }
@@ -138,9 +156,9 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                             for (std::size_t ch = 0; ch < c; ++ch) {
                                 float acc = 0.f;
                                 for (std::size_t ky = 0; ky < a.kernel; ++ky)
-                                    for (std::size_t kx = 0; kx < a.kernel; ++kx) {
+                                    for (std::size_t kx = 0; kx < a.kw(); ++kx) {
                                         const long iy = long(oy * a.stride + ky) - long(a.padding);
-                                        const long ix = long(ox * a.stride + kx) - long(a.padding);
+                                        const long ix = long(ox * a.sw() + kx) - long(a.pw());
                                         if (iy < 0 || ix < 0 || iy >= long(in.height) ||
                                             ix >= long(in.width))
                                             continue;
@@ -151,7 +169,7 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                                                                            : acc + xv;
                                     }
                                 if (n.kind == NodeKind::max_pool) acc = acc > 0 ? 1.f : 0.f;
-                                if (n.kind == NodeKind::avg_pool) acc /= float(a.kernel * a.kernel);
+                                if (n.kind == NodeKind::avg_pool) acc /= float(a.kernel * a.kw());
                                 y[(oy * n.shape.width + ox) * c + ch] = acc;
                             }
                     break;
@@ -196,12 +214,76 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                     for (std::size_t k = 0; k < x.size(); ++k) readout_sum[k % in.channels] += x[k];
                     break;
                 }
+                case NodeKind::integrator:
+                case NodeKind::li:
+                case NodeKind::nir_if:
+                case NodeKind::nir_lif:
+                case NodeKind::cuba_li:
+                case NodeKind::cuba_lif: {
+                    const auto& x = input(0);
+                    const std::size_t count = n.shape.size();
+                    if (v[i].empty()) v[i].assign(count, 0.f), syn[i].assign(count, 0.f);
+                    const bool cuba = n.kind == NodeKind::cuba_li || n.kind == NodeKind::cuba_lif;
+                    const bool leaky = n.kind != NodeKind::integrator && n.kind != NodeKind::nir_if;
+                    const bool spiking = sim::kind_info(n.kind).output == sim::Signal::events;
+                    for (std::size_t k = 0; k < count; ++k) {
+                        double current = x[k];
+                        if (cuba) {  // τ_syn dI/dt = −I + w_in·S, one forward-Euler step
+                            syn[i][k] += float(a.dt / param("tau_syn")[k] *
+                                               (param("w_in")[k] * current - syn[i][k]));
+                            current = syn[i][k];
+                        }
+                        double u = v[i][k];
+                        if (leaky)  // τ dv/dt = v_leak − v + r·I
+                            u += a.dt / param(cuba ? "tau_mem" : "tau")[k] *
+                                 (param("v_leak")[k] - u + param("r")[k] * current);
+                        else  // dv/dt = r·I, one step per unit
+                            u += param("r")[k] * current;
+                        if (spiking && u > param("v_threshold")[k]) {
+                            y[k] = 1.f;
+                            u = param("v_reset")[k];
+                        }
+                        v[i][k] = float(u);
+                        if (!spiking) y[k] = float(u);
+                    }
+                    if (spiking) r.spikes[n.name].push_back(y);
+                    break;
+                }
+                case NodeKind::threshold: {
+                    const auto& x = input(0);
+                    for (std::size_t k = 0; k < y.size(); ++k)
+                        y[k] = x[k] > param("threshold")[k] ? 1.f : 0.f;
+                    r.spikes[n.name].push_back(y);
+                    break;
+                }
+                case NodeKind::delay: {
+                    history[i].push_back(input(0));
+                    for (std::size_t k = 0; k < y.size(); ++k) {
+                        const auto d = std::size_t(std::llround(param("delay")[k] / a.dt));
+                        if (d <= t) y[k] = history[i][t - d][k];
+                    }
+                    break;
+                }
+                case NodeKind::output: {
+                    const auto& x = input(0);
+                    if (readout_sum.empty()) readout_sum.assign(x.size(), 0.0);
+                    for (std::size_t k = 0; k < x.size(); ++k) readout_sum[k] += x[k];
+                    break;
+                }
             }
             out[i] = std::move(y);
         }
     }
     const sim::Node& ro = nodes[g.readout_node()];
     const sim::Shape in = nodes[ro.input_index[0]].shape;
+    if (ro.kind == NodeKind::output) {  // spike counts, or the mean current
+        const bool counts = g.signal(ro.input_index[0]) == sim::Signal::events;
+        for (double x : readout_sum)
+            r.logits.push_back(float(counts ? x : x / double(frames.size())));
+        r.prediction =
+            std::size_t(std::max_element(r.logits.begin(), r.logits.end()) - r.logits.begin());
+        return r;
+    }
     const std::size_t classes = ro.attr.out_channels;
     r.logits.assign(classes, 0.f);
     for (std::size_t k = 0; k < classes; ++k) {

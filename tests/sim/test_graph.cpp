@@ -182,19 +182,18 @@ TEST_CASE("a broken graph is refused with one error naming the node and the rule
     {
         auto g = minimal();
         g.add("out2", K::readout, {"lif"}, with_out(2));
-        CHECK(validate_error(g) == "graph: needs exactly one readout node, has 2");
+        CHECK(validate_error(g) == "graph: needs exactly one readout or output node, has 2");
     }
     {
-        // a cycle: the merge takes the LIF it feeds
+        // a cycle through an attention node: its inputs must come from the same step
         sim::Graph g;
-        g.add("in", K::input, {}, input_of(2, 1, 1));
-        g.add("sum", K::merge_add, {"in", "lif"});
-        g.add("lin", K::linear, {"sum"}, with_out(2));
-        g.add("lif", K::lif, {"lin"});
+        g.add("in", K::input, {}, input_of(2, 2, 2));
+        g.add("attn", K::attention, {"in", "in", "lif"});
+        g.add("lif", K::lif, {"attn"});
         g.add("out", K::readout, {"lif"}, with_out(2));
         CHECK(validate_error(g) ==
-              "graph: node 'sum' (merge_add): lies on a cycle; the engine runs acyclic graphs (a "
-              "recurrent edge needs a one-step delay node)");
+              "graph: node 'attn' (attention): its input 'lif' closes a cycle; q, k and v must "
+              "come from the same time step");
     }
     {
         auto g = minimal();

@@ -56,6 +56,11 @@ void fill_parameters(sim::Graph& g, std::mt19937& rng) {
                 case sim::ParamRole::statistic:
                     t.data.assign(count, slot.name == "c_mean" ? 0.5f : 0.2f);
                     break;
+                case sim::ParamRole::time_constant:
+                case sim::ParamRole::neuron:
+                case sim::ParamRole::delay_time:
+                    t.data.assign(count, 1.f);
+                    break;
             }
             node.params.push_back(std::move(t));
         }

@@ -40,10 +40,21 @@ enum class NodeKind : std::uint8_t {
     merge_add,  ///< additive merge of several inputs (residual connections)
     attention,  ///< spiking self-attention (q, k, v) with the binary variants' flags
     readout,    ///< mean over positions and time steps, then affine: the classifier
+    // The kinds NIR graphs bring (docs/nir.md): per-neuron parameters in NIR's continuous-time
+    // units, discretised with the node's dt; spiking kinds fire on v > v_threshold.
+    integrator,  ///< NIR I: v += r·x (no leak, no spikes); gives v
+    li,          ///< NIR LI: v += dt/τ·(v_leak − v + r·x) (no spikes); gives v
+    nir_if,      ///< NIR IF: v += r·x; fires on v > v_threshold, then v = v_reset
+    nir_lif,     ///< NIR LIF: v += dt/τ·(v_leak − v + r·x); fires on v > v_threshold
+    cuba_li,     ///< NIR CubaLI: synaptic current, then LI; gives v
+    cuba_lif,    ///< NIR CubaLIF: synaptic current, then LIF
+    threshold,   ///< NIR Threshold: a spike wherever the current x > θ (no state)
+    delay,       ///< NIR Delay: each neuron's events leave round(delay/dt) steps later
+    output,      ///< the network's output: class scores are its spike counts (or mean current)
 };
 
 /// Number of node kinds (kNodeKinds has one row per kind).
-inline constexpr std::size_t kNodeKindCount = 14;
+inline constexpr std::size_t kNodeKindCount = 23;
 
 /// What flows out of a node.
 enum class Signal : std::uint8_t {
@@ -59,8 +70,11 @@ enum class ParamRole : std::uint8_t {
     bn_weight,
     bn_bias,
     bn_mean,
-    bn_var,     ///< must be ≥ 0
-    statistic,  ///< a running statistic that is not trained (attention Δ mean, V̄)
+    bn_var,         ///< must be ≥ 0
+    statistic,      ///< a running statistic that is not trained (attention Δ mean, V̄)
+    time_constant,  ///< a per-neuron time constant τ (seconds, NIR units): must be > 0
+    neuron,         ///< another per-neuron constant (r, v_leak, v_threshold, w_in, θ, …)
+    delay_time,     ///< per-neuron delay (seconds, NIR units): must be ≥ 0
 };
 
 /// One row of the node-kind table.
@@ -105,6 +119,24 @@ inline constexpr std::array<NodeKindInfo, kNodeKindCount> kNodeKinds{{
      "estimate (q + v spikes) × N"},
     {NodeKind::readout, "readout", 1, 1, Signal::events, Signal::logits,
      "MACs: classes × channels once per sample (on the time and position mean)"},
+    {NodeKind::integrator, "integrator", 1, 1, Signal::current, Signal::current,
+     "one membrane update per neuron per step; no spikes"},
+    {NodeKind::li, "li", 1, 1, Signal::current, Signal::current,
+     "one membrane update per neuron per step; no spikes"},
+    {NodeKind::nir_if, "nir_if", 1, 1, Signal::current, Signal::events,
+     "one membrane update per neuron per step; its spikes"},
+    {NodeKind::nir_lif, "nir_lif", 1, 1, Signal::current, Signal::events,
+     "one membrane update per neuron per step; its spikes"},
+    {NodeKind::cuba_li, "cuba_li", 1, 1, Signal::current, Signal::current,
+     "one membrane update per neuron per step (synaptic current and membrane); no spikes"},
+    {NodeKind::cuba_lif, "cuba_lif", 1, 1, Signal::current, Signal::events,
+     "one membrane update per neuron per step (synaptic current and membrane); its spikes"},
+    {NodeKind::threshold, "threshold", 1, 1, Signal::current, Signal::events,
+     "its spikes (a comparison, no state and no membrane update)"},
+    {NodeKind::delay, "delay", 1, 1, Signal::events, Signal::events,
+     "nothing (events held back, not a synaptic operation)"},
+    {NodeKind::output, "output", 1, 1, Signal::events, Signal::logits,
+     "nothing (its input's spike counts, or mean current, are the class scores)"},
 }};
 static_assert(kNodeKinds.size() == kNodeKindCount, "one row per node kind");
 
@@ -130,24 +162,34 @@ struct Shape {
 
 /// The attributes of a node; each kind reads the fields its row names (unused ones are ignored).
 struct NodeAttributes {
-    Shape shape;                     ///< input: the input's shape
-    LifParams lif;                   ///< lif, if_neuron (IF ignores τ)
-    std::size_t out_channels = 0;    ///< conv2d, linear: output channels/features; readout: classes
-    std::size_t kernel = 1;          ///< conv2d, pools: square kernel size
-    std::size_t stride = 1;          ///< conv2d, pools
-    std::size_t padding = 0;         ///< conv2d, pools (zero padding; pools ignore padded cells)
-    std::size_t dilation = 1;        ///< conv2d
-    std::size_t groups = 1;          ///< conv2d
-    bool bias = false;               ///< conv2d, linear: the node has a bias tensor
-    double eps = 1e-5;               ///< batchnorm
-    std::size_t heads = 1;           ///< attention: H, dividing C
-    float attention_scale = 0.125f;  ///< attention: s
-    float kappa = 1.0f;              ///< attention: κ, value of a binary entry
-    bool binary = false;             ///< attention: A = κ·[C > Δ] instead of C
+    Shape shape;                   ///< input: the input's shape
+    LifParams lif;                 ///< lif, if_neuron (IF ignores τ)
+    std::size_t out_channels = 0;  ///< conv2d, linear: output channels/features; readout: classes
+    std::size_t kernel = 1;        ///< conv2d, pools: kernel height (and width, see kernel_w)
+    std::size_t stride = 1;        ///< conv2d, pools: along the height (and width)
+    std::size_t padding = 0;       ///< conv2d, pools (zero padding; pools ignore padded cells)
+    std::size_t dilation = 1;      ///< conv2d
+    /// conv2d, pools: the width's kernel, stride, padding and dilation when they differ from the
+    /// height's (0 = the same as the height's: square windows)
+    std::size_t kernel_w = 0, stride_w = 0, padding_w = 0, dilation_w = 0;
+    std::size_t groups = 1;           ///< conv2d
+    bool bias = false;                ///< conv2d, linear: the node has a bias tensor
+    double eps = 1e-5;                ///< batchnorm
+    std::size_t heads = 1;            ///< attention: H, dividing C
+    float attention_scale = 0.125f;   ///< attention: s
+    float kappa = 1.0f;               ///< attention: κ, value of a binary entry
+    bool binary = false;              ///< attention: A = κ·[C > Δ] instead of C
     bool adaptive_threshold = false;  ///< attention: Δ = λ · c_mean (else 0)
     bool shift = false;               ///< attention: subtract V̄ (the v_bar tensor)
     double lambda = 1.0;              ///< attention: λ
     bool to_tokens = false;           ///< flatten: to a token sequence instead of a vector
+    double dt = 1e-3;  ///< li, nir_lif, cuba_li, cuba_lif, delay: seconds per time step
+
+    /// The window along the width: kernel_w etc., or the height's value when 0.
+    std::size_t kw() const { return kernel_w ? kernel_w : kernel; }
+    std::size_t sw() const { return stride_w ? stride_w : stride; }
+    std::size_t pw() const { return padding_w ? padding_w : padding; }
+    std::size_t dw() const { return dilation_w ? dilation_w : dilation; }
 };
 
 /// A parameter tensor of a node (row-major).
@@ -174,7 +216,10 @@ struct Node {
 
     // Filled by Graph::validate():
     std::vector<std::size_t> input_index;  ///< index of each input node
-    Shape shape;                           ///< output shape
+    /// Per input: the edge closes a cycle, so it carries its source's output of the previous
+    /// time step (NIR's one-step delay of recurrent edges; zero at the first step).
+    std::vector<bool> recurrent;
+    Shape shape;  ///< output shape
 };
 
 /// A network: nodes and edges. Build it with add(), then validate().
@@ -187,9 +232,12 @@ class Graph {
 
     /// Checks the graph and infers every shape; throws ConfigError naming the node and the rule:
     /// names non-empty and unique; edges name existing nodes; input counts and signals as the
-    /// kind table says; exactly one input node and one readout; shapes agree along every edge
-    /// (channels, sizes, groups, heads); no cycle; every node reachable from the input and
-    /// reaching the readout.
+    /// kind table says; exactly one input node and one sink (a readout or an output); shapes
+    /// agree along every edge (channels, sizes, groups, heads); every node reachable from the
+    /// input and reaching the sink. Cycles are allowed: a depth-first search from the input
+    /// (inputs of a node in their listed order, consumers in declaration order) marks each edge
+    /// that closes a cycle as recurrent (Node::recurrent); it carries the previous step's value.
+    /// A recurrent edge must not feed an attention node (its inputs run within one step).
     void validate();
     /// validate() has succeeded and no node was added since.
     bool validated() const { return validated_; }
@@ -208,7 +256,10 @@ class Graph {
     /// After validate(): the consumers of each node, in execution order.
     const std::vector<std::size_t>& consumers(std::size_t node) const { return consumers_[node]; }
     std::size_t input_node() const { return input_; }
+    /// The sink: the readout node, or the output node of graphs that end in one.
     std::size_t readout_node() const { return readout_; }
+    /// True if the graph has a recurrent edge.
+    bool recurrent() const { return recurrent_; }
     /// After validate(): the signal a node gives.
     Signal signal(std::size_t node) const;
 
@@ -226,8 +277,20 @@ class Graph {
     std::vector<std::size_t> order_;
     std::vector<std::vector<std::size_t>> consumers_;
     std::size_t input_ = 0, readout_ = 0;
+    bool recurrent_ = false;
     bool validated_ = false;
 };
+
+/// True for the kinds that are neuron populations (they keep a membrane per neuron and get a
+/// report row): lif, if, and the NIR neuron kinds.
+bool is_population(NodeKind kind);
+/// True for the NIR neuron kinds with per-neuron parameters (integrator … cuba_lif).
+bool is_nir_neuron(NodeKind kind);
+
+/// The per-neuron parameter tensors of a NIR neuron kind, threshold or delay, in slot order
+/// (each of shape [neurons]; names as NIR's fields): e.g. cuba_lif → tau_syn, tau_mem, r,
+/// v_leak, v_threshold, v_reset, w_in. Empty for other kinds.
+std::vector<std::pair<std::string_view, ParamRole>> nir_parameters(NodeKind kind);
 
 /// Output size of a window of `kernel` (dilated by `dilation`) with `stride` and zero `padding`
 /// over `n` cells: ⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1 (PyTorch's Conv2d/MaxPool2d formula), 0 if the

@@ -71,6 +71,8 @@ struct TokenLinear {
     void init(float* acc) const;
     /// Adds count × row for each event into its token's outputs. Returns count × out per event.
     std::uint64_t propagate(const EventList& in, float* acc) const;
+    /// Real-valued input ([N][in]): value × row for every non-zero input; returns the MACs.
+    std::uint64_t propagate_dense(const float* in, float* acc) const;
     /// init + propagate + lif_step in one pass, token by token, without an input-current buffer:
     /// each token's output row is built in registers (bias, then the event rows in list order,
     /// so the sums are bit-identical to propagate) and fed straight to the LIF of `v` ([N][out]),
@@ -88,9 +90,13 @@ struct TokenLinear {
 /// Neither is a synaptic operation. The default is the Spikformer's 3×3 / stride 2 / padding 1.
 class SpikeMaxPool {
   public:
-    /// A pool over a `height`×`width` map of `channels` channels.
+    /// A pool over a `height`×`width` map of `channels` channels (square windows).
     SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width,
                  std::size_t kernel = 3, std::size_t stride = 2, std::size_t padding = 1);
+    /// A pool with windows of kernel_h×kernel_w, strides and paddings per axis.
+    SpikeMaxPool(std::size_t channels, std::size_t height, std::size_t width, std::size_t kernel_h,
+                 std::size_t kernel_w, std::size_t stride_h, std::size_t stride_w,
+                 std::size_t padding_h, std::size_t padding_w);
     SpikeMaxPool() = default;
     std::size_t out_height() const { return out_h_; }
     std::size_t out_width() const { return out_w_; }
@@ -109,25 +115,28 @@ class SpikeMaxPool {
     void for_each_reach(const EventList& in, F&& f) const;
 
     std::size_t c_ = 0, h_ = 0, w_ = 0, k_ = 3, s_ = 2, p_ = 1, out_h_ = 0, out_w_ = 0;
+    std::size_t kw_ = 3, sw_ = 2, pw_ = 1;  ///< the width's window
 };
 
 /// A 2-D convolution of any kernel, stride, padding, dilation and groups over a channel-last map
-/// (PyTorch's Conv2d semantics), weights stored transposed per input channel
-/// ([in][ky][kx][out/groups]) so one tap of an event is a contiguous row. The general path; the
-/// 3×3 / stride 1 / padding 1 convolutions of the Spikformer run on Conv3x3's fixed-width kernels.
+/// (PyTorch's Conv2d semantics, each per axis: a Conv1d is the H = 1 case), weights stored
+/// transposed per input channel ([in][ky][kx][out/groups]) so one tap of an event is a contiguous
+/// row. The general path; the 3×3 / stride 1 / padding 1 convolutions of the Spikformer run on
+/// Conv3x3's fixed-width kernels.
 struct Conv2d {
     std::size_t in_channels = 0, out_channels = 0;
     std::size_t in_height = 0, in_width = 0, out_height = 0, out_width = 0;
-    std::size_t kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;
-    std::vector<float> weight_t;  ///< [in][k][k][out/groups]
+    std::size_t kernel = 1, stride = 1, padding = 0, dilation = 1, groups = 1;  ///< height's
+    std::size_t kernel_w = 1, stride_w = 1, padding_w = 0, dilation_w = 1;      ///< width's
+    std::vector<float> weight_t;  ///< [in][kh][kw][out/groups]
     std::vector<float> bias;      ///< [out]
 
     std::size_t inputs() const { return in_height * in_width * in_channels; }
     std::size_t outputs() const { return out_height * out_width * out_channels; }
-    /// Dense operations of one step: out positions · out · (in/groups) · k².
+    /// Dense operations of one step: out positions · out · (in/groups) · kh·kw.
     double flops() const {
         return double(out_height * out_width * out_channels * (in_channels / groups) * kernel *
-                      kernel);
+                      kernel_w);
     }
     /// Fills `acc` ([out H][out W][out]) with the bias.
     void init(float* acc) const;
