@@ -246,7 +246,7 @@ inline DenseResult dense_run(const sim::Graph& g, const std::vector<std::vector<
                         v[i][k] = float(u);
                         if (!spiking) y[k] = float(u);
                     }
-                    if (spiking) r.spikes[n.name].push_back(y);
+                    r.spikes[n.name].push_back(spiking ? y : std::vector<float>(count, 0.f));
                     break;
                 }
                 case NodeKind::threshold: {

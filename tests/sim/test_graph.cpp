@@ -81,9 +81,11 @@ std::vector<std::vector<float>> dense_frames(const std::vector<sim::EventList>& 
 
 // Runs `g` event by event and densely; checks every population's spikes, the prediction, and
 // (when `sops`) that the projections' counted SOPs equal the dense reference's weight visits.
-void check_against_dense(sim::Graph g, std::size_t steps, unsigned seed, bool sops = true) {
+void check_against_dense(sim::Graph g, std::size_t steps, unsigned seed, bool sops = true,
+                         void (*after_fill)(sim::Graph&) = nullptr) {
     g.validate();
     fill(g, seed);
+    if (after_fill) after_fill(g);
     const sim::Network net(g, steps);
     sim::Simulator simulator(net);
     sim::SpikeRecorder recorder(net);
@@ -421,4 +423,291 @@ TEST_CASE("the report rows and the recorder follow the graph") {
     CHECK_THROWS_WITH_AS(sim::SpikeRecorder(net, {"cls"}),
                          "unknown population 'cls' to record; expected one of: n1, n2",
                          evformer::ConfigError);
+}
+
+// ---- The NIR kinds (docs/nir.md "Neuron kinds"): hand-worked steps and the dense rule ----------
+
+namespace {
+
+// Sets every neuron of node `name` to `value` in its parameter `param` (slot name).
+void set_param(sim::Graph& g, const std::string& name, std::string_view param, float value) {
+    auto& n = g.node(name);
+    const auto names = sim::nir_parameters(n.kind);
+    for (std::size_t p = 0; p < names.size(); ++p)
+        if (names[p].first == param) {
+            n.params.at(p).data.assign(n.params.at(p).data.size(), value);
+            return;
+        }
+    FAIL("no parameter " << param);
+}
+
+// input [1] → linear (weight w) → `kind` → output: one neuron driven by x_t = w · count_t.
+sim::Graph one_neuron(K kind, float w, double dt = 1e-3) {
+    sim::Graph g;
+    g.add("in", K::input, {}, input_of(1, 1, 1));
+    g.add("fc", K::linear, {"in"}, with_out(1));
+    sim::NodeAttributes a;
+    a.dt = dt;
+    g.add("n", kind, {"fc"}, a);
+    g.add("out", K::output, {"n"});
+    g.validate();
+    for (std::size_t i = 0; i < g.nodes().size(); ++i) {
+        auto& n = g.nodes()[i];
+        n.params.clear();
+        for (const auto& slot : g.parameter_slots(i)) {
+            std::size_t count = 1;
+            for (auto d : slot.shape) count *= d;
+            n.params.push_back({slot.shape, std::vector<float>(count, 0.f)});
+        }
+    }
+    g.node("fc").params[0].data = {w};
+    return g;
+}
+
+std::vector<sim::EventList> counts(std::initializer_list<std::uint16_t> per_step) {
+    std::vector<sim::EventList> frames;
+    for (auto c : per_step) {
+        sim::EventList f;
+        if (c) f.push(0, c);
+        frames.push_back(std::move(f));
+    }
+    return frames;
+}
+
+// Steps at which population row 0 fired.
+std::vector<std::size_t> spike_steps(const sim::SampleResult& r) {
+    std::vector<std::size_t> out;
+    for (std::size_t t = 0; t < r.time_steps; ++t)
+        if (r.at(0, t).spikes) out.push_back(t);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("NIR IF fires on v > v_threshold (not ≥), resets to v_reset; the Spikformer IF on ≥") {
+    // x = 0.5 per step: v = 0.5, 1.0 (equal: no spike), 1.5 → spike, reset 0, 0.5
+    auto g = one_neuron(K::nir_if, 0.5f);
+    set_param(g, "n", "r", 1.f);
+    set_param(g, "n", "v_threshold", 1.f);
+    const sim::Network net(g, 5);
+    sim::Simulator s(net);
+    const auto r = s.run_events(counts({1, 1, 1, 1, 1}));
+    CHECK(spike_steps(r) == std::vector<std::size_t>{2});
+    CHECK(r.logits == std::vector<float>{1.f});
+    CHECK(r.at(0, 0).membrane_updates == 1);
+    // the same input into the Spikformer's IF fires at v = 1.0 already (steps 1 and 3)
+    sim::Graph h;
+    h.add("in", K::input, {}, input_of(1, 1, 1));
+    h.add("fc", K::linear, {"in"}, with_out(1));
+    h.add("n", K::if_neuron, {"fc"});
+    h.add("out", K::output, {"n"});
+    h.validate();
+    h.node("fc").params = {{{1, 1}, {0.5f}}};
+    const sim::Network net2(h, 5);
+    sim::Simulator s2(net2);
+    CHECK(spike_steps(s2.run_events(counts({1, 1, 1, 1, 1}))) == std::vector<std::size_t>{1, 3});
+}
+
+TEST_CASE("NIR LIF, CubaLIF, LI, I and Threshold: hand-worked steps") {
+    SUBCASE("LIF: v += dt/τ·(v_leak − v + r·x), dt/τ = 0.5, r = 2") {
+        // x = 0.75: v = 0.5·(2·0.75) = 0.75; 0.75 + 0.5·(1.5 − 0.75) = 1.125 > 1 → spike, 0;
+        // 0.75; 1.125 → spike
+        auto g = one_neuron(K::nir_lif, 0.75f, 0.5e-3);
+        set_param(g, "n", "tau", 1e-3f);
+        set_param(g, "n", "r", 2.f);
+        set_param(g, "n", "v_threshold", 1.f);
+        const sim::Network net(g, 4);
+        sim::Simulator s(net);
+        CHECK(spike_steps(s.run_events(counts({1, 1, 1, 1}))) == std::vector<std::size_t>{1, 3});
+    }
+    SUBCASE("LIF leaks toward v_leak and resets to v_reset") {
+        // v_leak = 1, no input: v = 0.5, 0.75, 0.875 … never above 1; v_reset = −1 unused
+        auto g = one_neuron(K::nir_lif, 0.f, 0.5e-3);
+        set_param(g, "n", "tau", 1e-3f);
+        set_param(g, "n", "v_leak", 1.f);
+        set_param(g, "n", "v_threshold", 0.8f);
+        set_param(g, "n", "v_reset", -1.f);
+        // 0.5, 0.75, 0.875 > 0.8 → spike, −1; then 0, 0.5
+        const sim::Network net(g, 5);
+        sim::Simulator s(net);
+        CHECK(spike_steps(s.run_events(counts({0, 0, 0, 0, 0}))) == std::vector<std::size_t>{2});
+    }
+    SUBCASE("CubaLIF: I += dt/τ_syn·(w_in·x − I), then the LIF of I") {
+        // dt/τ_syn = 0.5, w_in = 2, x = 1: I = 1, 1.5, 1.75; dt/τ_mem = 0.5, r = 1:
+        // v = 0.5, 1.0, 1.375 > 1.2 → spike at step 2
+        auto g = one_neuron(K::cuba_lif, 1.f, 0.5e-3);
+        set_param(g, "n", "tau_syn", 1e-3f);
+        set_param(g, "n", "tau_mem", 1e-3f);
+        set_param(g, "n", "r", 1.f);
+        set_param(g, "n", "w_in", 2.f);
+        set_param(g, "n", "v_threshold", 1.2f);
+        const sim::Network net(g, 3);
+        sim::Simulator s(net);
+        const auto r = s.run_events(counts({1, 1, 1}));
+        CHECK(spike_steps(r) == std::vector<std::size_t>{2});
+        CHECK(r.at(0, 2).membrane_updates == 1);
+    }
+    SUBCASE("LI and CubaLI give their membrane; the output is its mean over the steps") {
+        // LI: dt/τ = 0.5, r = 1, x = 1, 1, 0: v = 0.5, 0.75, 0.375 → mean 0.541666…
+        auto g = one_neuron(K::li, 1.f, 0.5e-3);
+        set_param(g, "n", "tau", 1e-3f);
+        set_param(g, "n", "r", 1.f);
+        const sim::Network net(g, 3);
+        sim::Simulator s(net);
+        const auto r = s.run_events(counts({1, 1, 0}));
+        CHECK(r.logits[0] == doctest::Approx((0.5 + 0.75 + 0.375) / 3));
+        CHECK(r.at(0, 0).spikes == 0);
+        CHECK(r.at(0, 0).membrane_updates == 1);
+        // CubaLI: I = 0.5·x…: x = 1: I = 0.5, v = 0.25; I = 0.75, v = 0.5
+        auto c = one_neuron(K::cuba_li, 1.f, 0.5e-3);
+        set_param(c, "n", "tau_syn", 1e-3f);
+        set_param(c, "n", "tau_mem", 1e-3f);
+        set_param(c, "n", "r", 1.f);
+        set_param(c, "n", "w_in", 1.f);
+        const sim::Network net2(c, 2);
+        sim::Simulator s2(net2);
+        CHECK(s2.run_events(counts({1, 1})).logits[0] == doctest::Approx((0.25 + 0.5) / 2));
+    }
+    SUBCASE("I integrates r·x without leak; Threshold spikes where x > θ, with no state") {
+        auto g = one_neuron(K::integrator, 1.f);
+        set_param(g, "n", "r", 0.5f);
+        const sim::Network net(g, 3);
+        sim::Simulator s(net);
+        // v = 0.5, 1.5 (count 2), 1.5 → mean 7/6
+        CHECK(s.run_events(counts({1, 2, 0})).logits[0] == doctest::Approx(3.5 / 3));
+        auto t = one_neuron(K::threshold, 1.f);
+        set_param(t, "n", "threshold", 1.f);
+        const sim::Network net2(t, 4);
+        sim::Simulator s2(net2);
+        const auto r = s2.run_events(counts({1, 2, 3, 0}));
+        CHECK(spike_steps(r) == std::vector<std::size_t>{1, 2});
+        CHECK(r.at(0, 1).membrane_updates == 0);
+    }
+}
+
+TEST_CASE("NIR Delay holds each neuron's events back round(delay/dt) steps") {
+    sim::Graph g;
+    g.add("in", K::input, {}, input_of(2, 1, 1));
+    sim::NodeAttributes a;
+    a.dt = 1e-3;
+    g.add("d", K::delay, {"in"}, a);
+    g.add("fc", K::linear, {"d"}, with_out(2));
+    g.add("n", K::threshold, {"fc"});
+    g.add("out", K::output, {"n"});
+    g.validate();
+    g.node("d").params = {{{2}, {0.f, 2e-3f}}};  // neuron 0 at once, neuron 1 two steps late
+    g.node("fc").params = {{{2, 2}, {1.f, 0.f, 0.f, 1.f}}};
+    g.node("n").params = {{{2}, {0.5f, 0.5f}}};
+    const sim::Network net(g, 4);
+    sim::Simulator s(net);
+    sim::SpikeRecorder rec(net);
+    std::vector<sim::EventList> frames(4);
+    frames[0].push(0, 1);
+    frames[0].push(1, 1);
+    frames[1].push(1, 1);
+    const auto r = s.run_events(frames, &rec);
+    const auto& raster = rec.rasters()[0];
+    CHECK(raster.idx == std::vector<std::uint32_t>{0, 1, 1});
+    CHECK(raster.time == std::vector<std::uint32_t>{0, 2, 3});
+    CHECK(r.logits == std::vector<float>{1.f, 2.f});
+}
+
+TEST_CASE("a recurrent edge carries the previous step's output (zero at the first step)") {
+    // in → fc → sum(fc, rec) → if → rec (back to sum) ; if → out.
+    // x = 1 per step, rec weight −0.75, threshold 0.5 (fires on >):
+    // t0: v = 1 → spike, 0; t1: v = 1 − 0.75 = 0.25; t2: 0.25 + 1 = 1.25 → spike, 0;
+    // t3: 0.25; t4: 1.25 → spike
+    sim::Graph g;
+    g.add("in", K::input, {}, input_of(1, 1, 1));
+    g.add("fc", K::linear, {"in"}, with_out(1));
+    g.add("sum", K::merge_add, {"fc", "rec"});
+    g.add("if", K::nir_if, {"sum"});
+    g.add("rec", K::linear, {"if"}, with_out(1));
+    g.add("out", K::output, {"if"});
+    g.validate();
+    CHECK(g.recurrent());
+    CHECK(g.node("sum").recurrent == std::vector<bool>{false, true});
+    g.node("fc").params = {{{1, 1}, {1.f}}};
+    g.node("rec").params = {{{1, 1}, {-0.75f}}};
+    g.node("if").params = {{{1}, {1.f}}, {{1}, {0.5f}}, {{1}, {0.f}}};
+    const sim::Network net(g, 5);
+    sim::Simulator s(net);
+    const auto r = s.run_events(counts({1, 1, 1, 1, 1}));
+    CHECK(spike_steps(r) == std::vector<std::size_t>{0, 2, 4});
+    // the recurrent projection counts one SOP per spike it carries (its row is the IF's)
+    // fc: 5 input events; rec: the spikes of t0, t2 and t4 (each step's spikes, used a step later)
+    CHECK(r.layer_total(0).sops == 5 + 3);
+    // a second sample starts from zero again
+    CHECK(spike_steps(s.run_events(counts({1, 1, 1, 1, 1}))) == std::vector<std::size_t>{0, 2, 4});
+}
+
+namespace {
+void dyadic_nir(sim::Graph& g) {  // parameters whose arithmetic is exact in float (dt/τ = 0.5)
+    for (auto& n : g.nodes()) {
+        if (!sim::is_nir_neuron(n.kind)) continue;
+        n.attr.dt = 0.5e-3;
+        const auto names = sim::nir_parameters(n.kind);
+        for (std::size_t p = 0; p < names.size(); ++p) {
+            float value = 0.f;
+            const auto name = names[p].first;
+            if (name == "tau" || name == "tau_mem" || name == "tau_syn") value = 1e-3f;
+            if (name == "r" || name == "w_in") value = 1.f;
+            if (name == "v_threshold") value = 0.25f;
+            n.params[p].data.assign(n.params[p].data.size(), value);
+        }
+    }
+}
+}  // namespace
+
+TEST_CASE("NIR kinds against the dense rule: conv1d, non-square pools, recurrence, LI readout") {
+    SUBCASE("a Conv1d (1×L map, 1×3 kernel, stride 2) → LIF → sum-pool 1×2 → CubaLIF ↺ → IF") {
+        sim::Graph g;
+        g.add("in", K::input, {}, input_of(2, 1, 12));
+        auto conv = with_out(3, 1, 1, 0);
+        conv.kernel_w = 3;
+        conv.stride_w = 2;
+        conv.padding_w = 1;
+        conv.bias = true;
+        g.add("conv", K::conv2d, {"in"}, conv);
+        g.add("lif", K::nir_lif, {"conv"});
+        auto pool = window(1, 1);
+        pool.kernel_w = 2;
+        pool.stride_w = 2;
+        g.add("pool", K::sum_pool, {"lif"}, pool);
+        g.add("flat", K::flatten, {"pool"});
+        g.add("fc", K::linear, {"flat"}, with_out(6));
+        g.add("sum", K::merge_add, {"fc", "rec"});
+        g.add("cuba", K::cuba_lif, {"sum"});
+        g.add("rec", K::linear, {"cuba"}, with_out(6));
+        g.add("fc2", K::linear, {"cuba"}, with_out(4));
+        g.add("if", K::nir_if, {"fc2"});
+        g.add("out", K::output, {"if"});
+        check_against_dense(g, 6, 21, true, dyadic_nir);
+    }
+    SUBCASE("a delay between populations and a leaky-integrator readout read densely (MACs)") {
+        sim::Graph g;
+        g.add("in", K::input, {}, input_of(3, 2, 2));
+        g.add("conv", K::conv2d, {"in"}, with_out(4, 2, 1, 0));
+        g.add("if", K::nir_if, {"conv"});
+        g.add("d", K::delay, {"if"});
+        g.add("flat", K::flatten, {"d"});
+        g.add("fc", K::linear, {"flat"}, with_out(5));
+        g.add("li", K::li, {"fc"});
+        g.add("fc2", K::linear, {"li"}, with_out(3));
+        g.add("thr", K::threshold, {"fc2"});
+        g.add("out", K::output, {"thr"});
+        check_against_dense(g, 6, 23, false, [](sim::Graph& h) {
+            dyadic_nir(h);
+            h.node("d").attr.dt = 1e-3;
+            auto& d = h.node("d").params[0].data;
+            for (std::size_t k = 0; k < d.size(); ++k) d[k] = float(k % 3) * 1e-3f;
+        });
+        // the projection reading the LI's membrane is counted in MACs, not SOPs
+        g.validate();
+        fill(g, 23);
+        dyadic_nir(g);
+        const sim::Network net(g, 6);
+        CHECK(net.layers()[2].name == "thr");
+        CHECK(net.layers()[2].kind == sim::LayerKind::conv_real);
+    }
 }
