@@ -88,8 +88,9 @@ struct Node {
     /// Every member of the group except `type` (and, for a NIRGraph, except `nodes` and `edges`);
     /// optional fields a file lacks are simply absent.
     std::map<std::string, Value> fields;
-    /// Set iff type == "NIRGraph": the nested graph's nodes and edges (its `version` and `fields`
-    /// are empty when read; the node's other members are in `fields` above).
+    /// Set iff type == "NIRGraph": the nested graph's nodes and edges. read() leaves its `version`
+    /// and `fields` empty (the node's other members are in `fields` above); write() writes its
+    /// `fields` beside the node's and ignores its `version` (a file has one, at the root).
     std::shared_ptr<Graph> graph;
 
     /// The field called `key`, or nullptr.
@@ -110,7 +111,7 @@ struct Graph {
     /// "<subgraph>.<node>" naming a node inside a NIRGraph node of this graph.
     std::vector<std::pair<std::string, std::string>> edges;
     /// The graph group's other members: `metadata`, and in some versions `input_type` and
-    /// `output_type` (root graph only; see Node::graph for nested ones).
+    /// `output_type`. Filled for the root; a nested graph's are in its Node::fields.
     std::map<std::string, Value> fields;
 
     /// The node called `name` (exact match), or nullptr.
