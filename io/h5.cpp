@@ -131,6 +131,24 @@ bool path_exists(hid_t file, const std::string& path) {
     }
 }
 
+// Frees the strings HDF5 allocated when reading variable-length strings into `buffer`.
+void reclaim_strings(hid_t mem_type, hid_t space, void* buffer) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(mem_type, space, H5P_DEFAULT, buffer);
+#else
+    H5Dvlen_reclaim(mem_type, space, H5P_DEFAULT, buffer);
+#endif
+}
+
+// A variable-length UTF-8 string type, as h5py writes Python `str`.
+Handle utf8_vlen_type() {
+    Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), H5T_VARIABLE);
+    H5Tset_cset(type.get(), H5T_CSET_UTF8);
+    H5Tset_strpad(type.get(), H5T_STR_NULLTERM);
+    return type;
+}
+
 Handle link_create_props() {
     Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
@@ -271,6 +289,40 @@ void Writer::write(const std::string& path, std::span<const T> data, const Shape
         throw FileError(impl_->final_path.string(), -1, "cannot write dataset " + p);
 }
 
+void Writer::write_strings(const std::string& path, std::span<const std::string> data,
+                           const Shape& shape) {
+    const auto p = normalise(path);
+    if (data.size() != element_count(shape))
+        throw ConfigError(fmt::format("{}: {} strings given for shape {} ({} expected)",
+                                      impl_->where(p), data.size(), shape_string(shape),
+                                      element_count(shape)));
+    std::vector<const char*> pointers;
+    pointers.reserve(data.size());
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        if (data[i].find('\0') != std::string::npos)
+            throw ConfigError(
+                fmt::format("{}: string {} contains a NUL byte, which HDF5 strings cannot hold",
+                            impl_->where(p), i));
+        pointers.push_back(data[i].c_str());
+    }
+    const auto dims = to_hsize(shape);
+    Handle space(shape.empty()
+                     ? H5Screate(H5S_SCALAR)
+                     : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                 H5Sclose);
+    auto type = utf8_vlen_type();
+    auto lcpl = link_create_props();
+    Handle ds(H5Dcreate2(impl_->file.get(), p.c_str(), type.get(), space.get(), lcpl.get(),
+                         H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+    if (!ds.valid())
+        throw FileError(impl_->final_path.string(), -1,
+                        "cannot create dataset " + p + " (does it exist already?)");
+    if (!pointers.empty() &&
+        H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
+        throw FileError(impl_->final_path.string(), -1, "cannot write dataset " + p);
+}
+
 template <class T>
 void Writer::create_appendable(const std::string& path, std::size_t chunk_rows, int gzip_level) {
     const auto p = normalise(path);
@@ -388,8 +440,10 @@ struct Reader::Impl {
         return obj;
     }
 
-    Shape shape_of(hid_t ds) const {
+    Shape shape_of(hid_t ds, const std::string& name) const {
         Handle space(H5Dget_space(ds), H5Sclose);
+        if (H5Sget_simple_extent_type(space.get()) == H5S_NULL)
+            fail(normalise(name) + " has a null dataspace (no value at all)");
         const int rank = H5Sget_simple_extent_ndims(space.get());
         if (rank < 0) fail("unreadable dataspace");
         std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
@@ -459,7 +513,7 @@ std::vector<std::string> Reader::list(const std::string& group) const {
 
 Shape Reader::shape(const std::string& dataset) const {
     auto ds = impl_->open_dataset(dataset);
-    return impl_->shape_of(ds.get());
+    return impl_->shape_of(ds.get(), dataset);
 }
 
 DType Reader::dtype(const std::string& dataset) const {
@@ -468,6 +522,7 @@ DType Reader::dtype(const std::string& dataset) const {
     const auto cls = H5Tget_class(type.get());
     const auto size = H5Tget_size(type.get());
     if (cls == H5T_FLOAT) return size == 4 ? DType::f32 : DType::f64;
+    if (cls == H5T_STRING) impl_->fail(normalise(dataset) + " holds strings, expected numbers");
     if (cls == H5T_INTEGER) {
         const bool is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
         switch (size) {
@@ -483,13 +538,72 @@ DType Reader::dtype(const std::string& dataset) const {
                 break;
         }
     }
-    impl_->fail(normalise(dataset) + " has a non-numeric element type");
+    const char* kind = cls == H5T_ENUM        ? "an enum, as h5py stores numpy bool"
+                       : cls == H5T_COMPOUND  ? "a compound"
+                       : cls == H5T_OPAQUE    ? "opaque bytes"
+                       : cls == H5T_REFERENCE ? "a reference"
+                       : cls == H5T_ARRAY     ? "an array type"
+                       : cls == H5T_VLEN      ? "a variable-length sequence"
+                                              : "not a number";
+    impl_->fail(fmt::format("{} has a non-numeric element type ({})", normalise(dataset), kind));
+}
+
+bool Reader::is_string(const std::string& path) const {
+    if (!is_dataset(path)) return false;
+    auto ds = impl_->open_dataset(path);
+    Handle type(H5Dget_type(ds.get()), H5Tclose);
+    return H5Tget_class(type.get()) == H5T_STRING;
+}
+
+std::vector<std::string> Reader::read_strings(const std::string& dataset) const {
+    auto ds = impl_->open_dataset(dataset);
+    const auto p = normalise(dataset);
+    Handle type(H5Dget_type(ds.get()), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_STRING)
+        impl_->fail(p + " holds numbers (or another non-string type), expected strings");
+    const auto n = element_count(impl_->shape_of(ds.get(), dataset));
+    std::vector<std::string> out;
+    if (n == 0) return out;
+    out.reserve(n);
+    const auto unreadable = [&] {
+        const auto cause = hdf5_cause();
+        require_filters(dataset);
+        impl_->fail(fmt::format("cannot read the strings of {}{}", p,
+                                cause.empty() ? "" : ": HDF5 says: " + cause));
+    };
+    if (H5Tis_variable_str(type.get()) > 0) {
+        Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+        H5Tset_size(mem.get(), H5T_VARIABLE);
+        // HDF5 converts between character sets not at all: read in the stored one
+        H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+        std::vector<char*> pointers(n, nullptr);
+        if (H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
+            unreadable();
+        for (const char* text : pointers) out.emplace_back(text ? text : "");
+        Handle space(H5Dget_space(ds.get()), H5Sclose);
+        reclaim_strings(mem.get(), space.get(), pointers.data());
+        return out;
+    }
+    const std::size_t width = H5Tget_size(type.get());
+    const bool space_padded = H5Tget_strpad(type.get()) == H5T_STR_SPACEPAD;
+    std::vector<char> buffer(n * width);
+    if (width > 0 &&
+        H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0)
+        unreadable();
+    for (std::size_t i = 0; i < n; ++i) {
+        const char* begin = buffer.data() + i * width;
+        std::string text(begin, std::find(begin, begin + width, '\0'));
+        if (space_padded)
+            while (!text.empty() && text.back() == ' ') text.pop_back();
+        out.push_back(std::move(text));
+    }
+    return out;
 }
 
 template <class T>
 std::vector<T> Reader::read(const std::string& dataset) const {
     auto ds = impl_->open_dataset(dataset);
-    const auto shape = impl_->shape_of(ds.get());
+    const auto shape = impl_->shape_of(ds.get(), dataset);
     std::vector<T> out(element_count(shape));
     if (!out.empty() && H5Dread(ds.get(), native_type(dtype_of<T>()), H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                 out.data()) < 0) {
@@ -515,7 +629,7 @@ template <class T>
 std::vector<T> Reader::read_rows(const std::string& dataset, std::size_t first,
                                  std::size_t count) const {
     auto ds = impl_->open_dataset(dataset);
-    const auto shape = impl_->shape_of(ds.get());
+    const auto shape = impl_->shape_of(ds.get(), dataset);
     if (shape.empty()) impl_->fail(normalise(dataset) + " is a scalar, expected rows");
     if (first > shape[0] || count > shape[0] - first)
         impl_->fail(fmt::format("rows {}..{} of {} requested, it has {}", first, first + count,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages evformer needs to build, test and run its main job.
+# Installs the Debian 12 packages evformer needs to build, test and run its main job
+# (python3-h5py: the test io.nir_h5py opens the NIR files evformer writes with h5py).
 # Idempotent: does nothing (not even apt-get update) when everything is already installed.
 set -euo pipefail
 packages=(
@@ -7,6 +8,7 @@ packages=(
   libboost-dev libtbb-dev libhdf5-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
   zlib1g-dev liblz4-dev libzstd-dev libflatbuffers-dev flatbuffers-compiler
   dataset-fashion-mnist
+  python3-h5py
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -212,3 +212,111 @@ TEST_CASE("a writer killed midway leaves no file under the final name, and the o
     CHECK(r.attr_int("/", "generation") == 1);
     CHECK_FALSE(r.exists("w"));
 }
+
+TEST_CASE("h5 string datasets: scalar and N-D, written as h5py writes str, read back") {
+    ScratchDir dir;
+    const auto file = dir / "strings.h5";
+    const std::vector<std::string> grid = {"input", "0", "0", "1", "1", "out \u00b5"};
+    {
+        h5::Writer w(file);
+        w.write_strings("version", std::vector<std::string>{"1.0.7"}, {});
+        w.write_strings("g/edges", grid, {3, 2});
+        w.write_strings("none", std::vector<std::string>{}, {0, 2});
+        w.write_strings("blank", std::vector<std::string>{""}, {});
+        w.write<float>("numbers", std::vector<float>{1.f}, {1});
+        CHECK_THROWS_AS(w.write_strings("bad", std::vector<std::string>{"a"}, {2}),
+                        evformer::ConfigError);
+        CHECK_THROWS_AS(
+            w.write_strings("nul", std::vector<std::string>{std::string("a\0b", 3)}, {}),
+            evformer::ConfigError);
+        w.commit();
+    }
+    h5::Reader r(file);
+    CHECK(r.is_string("version"));
+    CHECK(r.shape("version").empty());
+    CHECK(r.read_strings("version") == std::vector<std::string>{"1.0.7"});
+    CHECK(r.shape("g/edges") == h5::Shape{3, 2});
+    CHECK(r.read_strings("g/edges") == grid);
+    CHECK(r.read_strings("none").empty());
+    CHECK(r.shape("none") == h5::Shape{0, 2});
+    CHECK(r.read_strings("blank") == std::vector<std::string>{""});
+    CHECK_FALSE(r.is_string("numbers"));
+    CHECK_FALSE(r.is_string("g"));
+    CHECK_FALSE(r.is_string("missing"));
+    CHECK_THROWS_WITH_AS(r.read_strings("numbers"), doctest::Contains("expected strings"),
+                         FileError);
+    CHECK_THROWS_WITH_AS(r.dtype("version"), doctest::Contains("holds strings"), FileError);
+
+    // the element type on disk: variable-length UTF-8, as h5py's string_dtype()
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t ds = H5Dopen2(f, "/g/edges", H5P_DEFAULT);
+    const hid_t type = H5Dget_type(ds);
+    CHECK(H5Tget_class(type) == H5T_STRING);
+    CHECK(H5Tis_variable_str(type) > 0);
+    CHECK(H5Tget_cset(type) == H5T_CSET_UTF8);
+    H5Tclose(type);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+TEST_CASE("h5 reads fixed-length string datasets (numpy S arrays), null- and space-padded") {
+    ScratchDir dir;
+    const auto file = dir / "fixed.h5";
+    const auto write_fixed = [](hid_t f, const char* name, H5T_str_t pad, const std::string& bytes,
+                                std::size_t width, hsize_t count) {
+        const hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, width);
+        H5Tset_strpad(type, pad);
+        const hid_t space = H5Screate_simple(1, &count, nullptr);
+        const hid_t ds = H5Dcreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) >= 0);
+        H5Dclose(ds);
+        H5Sclose(space);
+        H5Tclose(type);
+    };
+    {
+        const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        write_fixed(f, "nullpad", H5T_STR_NULLPAD, std::string("ab\0c\0\0def", 9), 3, 3);
+        write_fixed(f, "spacepad", H5T_STR_SPACEPAD, "ab c  ", 3, 2);
+        H5Fclose(f);
+    }
+    h5::Reader r(file);
+    CHECK(r.is_string("nullpad"));
+    CHECK(r.read_strings("nullpad") == std::vector<std::string>{"ab", "c", "def"});
+    CHECK(r.read_strings("spacepad") == std::vector<std::string>{"ab", "c"});
+}
+
+TEST_CASE("h5 reads h5py-style variable-length UTF-8 string datasets and names enum types") {
+    ScratchDir dir;
+    const auto file = dir / "h5py-strings.h5";
+    {
+        const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        const hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        H5Tset_cset(type, H5T_CSET_UTF8);
+        const hsize_t dims[2] = {2, 2};
+        const hid_t space = H5Screate_simple(2, dims, nullptr);
+        const hid_t ds = H5Dcreate2(f, "edges", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        const char* text[4] = {"a", "b\u00e9", nullptr, "d"};  // a null pointer reads as ""
+        REQUIRE(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) >= 0);
+        H5Dclose(ds);
+        H5Sclose(space);
+        H5Tclose(type);
+        const hid_t flag = H5Tenum_create(H5T_NATIVE_INT8);
+        std::int8_t yes = 1;
+        H5Tenum_insert(flag, "TRUE", &yes);
+        const hid_t scalar = H5Screate(H5S_SCALAR);
+        const hid_t b = H5Dcreate2(f, "flag", flag, scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(b, flag, H5S_ALL, H5S_ALL, H5P_DEFAULT, &yes);
+        H5Dclose(b);
+        H5Sclose(scalar);
+        H5Tclose(flag);
+        H5Fclose(f);
+    }
+    h5::Reader r(file);
+    CHECK(r.read_strings("edges") == std::vector<std::string>{"a", "b\u00e9", "", "d"});
+    CHECK_THROWS_WITH_AS(r.dtype("flag"),
+                         doctest::Contains("/flag has a non-numeric element type "
+                                           "(an enum, as h5py stores numpy bool)"),
+                         FileError);
+}

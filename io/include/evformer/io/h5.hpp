@@ -1,6 +1,7 @@
-// The HDF5 tensor store: named numeric tensors with shapes, string/number attributes and nested
-// groups. Writers go to a temporary file that is renamed onto the final name on commit(), so a
-// crash never leaves a half-written file under the real name. HDF5 itself stays out of this header.
+// The HDF5 tensor store: named numeric tensors with shapes, string tensors, string/number
+// attributes and nested groups. Writers go to a temporary file that is renamed onto the final name
+// on commit(), so a crash never leaves a half-written file under the real name. HDF5 itself stays
+// out of this header.
 #pragma once
 
 #include <cstddef>
@@ -98,6 +99,14 @@ class Writer {
     void write(const std::string& path, std::span<const T> data, const Shape& shape,
                const StorageOptions& options = {});
 
+    /// Writes a string dataset at `path` ("a/b/c": groups are created as needed), the way h5py
+    /// writes Python `str` values: variable-length, UTF-8, null-terminated. An empty shape writes a
+    /// scalar; `data` is row-major and its length must equal the shape's element count (else a
+    /// ConfigError), and no string may contain a NUL byte (ConfigError). Bytes are written as given
+    /// (the caller supplies UTF-8). Throws FileError if the dataset cannot be created.
+    void write_strings(const std::string& path, std::span<const std::string> data,
+                       const Shape& shape);
+
     /// Creates a one-dimensional dataset that grows with append(); chunked, optionally gzip.
     template <class T>
     void create_appendable(const std::string& path, std::size_t chunk_rows, int gzip_level = 0);
@@ -141,8 +150,24 @@ class Reader {
     /// Names of the members of a group, sorted.
     std::vector<std::string> list(const std::string& group) const;
 
+    /// The dimensions of a dataset (numeric or string); empty for a scalar. A dataset with a null
+    /// dataspace (no value at all, h5py's `Empty`) is a FileError.
     Shape shape(const std::string& dataset) const;
+
+    /// The element type of a numeric dataset (a FileError for strings, enums, compounds, …).
+    /// Floating-point types other than 4 bytes wide report f64.
     DType dtype(const std::string& dataset) const;
+
+    /// True if `path` is a dataset whose elements are strings (fixed-length or variable-length,
+    /// ASCII or UTF-8); false for numeric datasets, groups and missing paths.
+    bool is_string(const std::string& path) const;
+
+    /// Reads a whole string dataset, row-major (shape from shape()). Variable-length strings
+    /// (h5py's `str`) come back as stored; fixed-length ones (numpy `S` arrays) are cut at the
+    /// first NUL, and trailing spaces are removed when the type is space-padded. The bytes are
+    /// returned as stored (UTF-8 or ASCII, no conversion). FileError if the dataset is missing,
+    /// not a string dataset, or unreadable.
+    std::vector<std::string> read_strings(const std::string& dataset) const;
 
     /// Reads a whole dataset, converting its numbers to T.
     template <class T>
