@@ -8,6 +8,9 @@
 #include <memory>
 #include <optional>
 
+#include <fmt/format.h>
+
+#include "evformer/error.hpp"
 #include "evformer/models/builder.hpp"
 #include "evformer/models/trainer.hpp"
 
@@ -29,10 +32,27 @@ std::vector<sim::EventList> engine_events(const io::SparseFrames& frames) {
 
 SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleSource& samples,
                                   const SimulationOptions& options, const std::string& model) {
-    options.energy.validate();
     check_samples_fit(weights.spec, samples, model);
-    const bool events = samples.encoding() == io::SampleEncoding::event_frames;
     const sim::Network net = build_network(weights);
+    return simulate_network(net, samples, options, model,
+                            std::string(models::info(weights.spec.attention.variant).name));
+}
+
+SimulationResult simulate_network(const sim::Network& net, const io::SampleSource& samples,
+                                  const SimulationOptions& options, const std::string& model,
+                                  const std::string& variant) {
+    options.energy.validate();
+    const auto shape = samples.shape();
+    const auto& input = net.input_shape();
+    if (shape.channels != input.channels || shape.height != input.height ||
+        shape.width != input.width)
+        throw ConfigError(fmt::format(
+            "{}: the network's input is {} (channels x height x width) but the data has {}x{}x{}",
+            model, input.str(), shape.channels, shape.height, shape.width));
+    if (samples.classes() > net.classes())
+        throw ConfigError(fmt::format("{}: the network has {} outputs but the data has {} classes",
+                                      model, net.classes(), samples.classes()));
+    const bool events = samples.encoding() == io::SampleEncoding::event_frames;
     const std::size_t count =
         options.limit ? std::min(options.limit, samples.size()) : samples.size();
     const std::size_t recorded = std::min(options.raster_samples, count);
@@ -58,9 +78,8 @@ SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleS
             auto& w = workers.local();
             if (!w)
                 w = std::make_unique<Worker>(Worker{sim::Simulator(net), sim::RunAccumulator(net)});
-            const auto& spec = weights.spec;
-            const std::size_t plane = spec.in_height * spec.in_width;
-            std::vector<float> dense, image(spec.in_channels * plane);
+            const std::size_t channels = input.channels, plane = input.height * input.width;
+            std::vector<float> dense, image(channels * plane);
             for (std::size_t i = range.begin(); i != range.end(); ++i) {
                 std::optional<sim::SpikeRecorder> recorder;
                 if (i < recorded) recorder.emplace(net, options.raster_layers);
@@ -72,9 +91,9 @@ SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleS
                     // [C, H, W] → the engine's channel-last [H, W, C]
                     dense.resize(samples.dense_size());
                     samples.dense(i, dense.data());
-                    for (std::size_t ch = 0; ch < spec.in_channels; ++ch)
+                    for (std::size_t ch = 0; ch < channels; ++ch)
                         for (std::size_t p = 0; p < plane; ++p)
-                            image[p * spec.in_channels + ch] = dense[ch * plane + p];
+                            image[p * channels + ch] = dense[ch * plane + p];
                     r = w->simulator.run_image(image, recorder ? &*recorder : nullptr);
                 }
                 const std::size_t label = samples.label(i);
@@ -91,10 +110,10 @@ SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleS
     out.report = total.report(options.energy);
     out.report.model = model;
     out.report.data = samples.describe();
-    out.report.variant = std::string(models::info(weights.spec.attention.variant).name);
+    out.report.variant = variant;
     out.report.wall_seconds = wall;
     out.report.threads = threads;
-    out.rasters.time_steps = weights.spec.time_steps;
+    out.rasters.time_steps = net.time_steps;
     out.rasters.model = model;
     out.rasters.samples = std::move(rasters);
     return out;

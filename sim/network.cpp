@@ -145,7 +145,7 @@ NirNeuron compile_nir_neuron(const Node& n) {
     for (std::size_t i = 0; i < count; ++i) {
         if (leaky) {
             const double a = dt / double((*tau)[i]);
-            if (a > 1.0)
+            if (a > 1.0 + 1e-5)  // τ is often stored in float32 (1 ms reads 0.9999998 ms)
                 fail(n, fmt::format("dt ({} s) exceeds the time constant ({} s) of neuron {}: the "
                                     "forward-Euler step would overshoot; use a smaller --dt",
                                     dt, (*tau)[i], i));
@@ -162,7 +162,7 @@ NirNeuron compile_nir_neuron(const Node& n) {
         m.k_syn.resize(count);
         for (std::size_t i = 0; i < count; ++i) {
             const double a = dt / double(tau_syn[i]);
-            if (a > 1.0)
+            if (a > 1.0 + 1e-5)
                 fail(n, fmt::format("dt ({} s) exceeds the synaptic time constant ({} s) of "
                                     "neuron {}: use a smaller --dt",
                                     dt, tau_syn[i], i));

@@ -11,6 +11,7 @@
 #include "evformer/models/raster.hpp"
 #include "evformer/models/weights.hpp"
 #include "evformer/sim/energy.hpp"
+#include "evformer/sim/network.hpp"
 #include "evformer/sim/report.hpp"
 
 namespace evformer::models {
@@ -36,6 +37,14 @@ struct SimulationResult {
 /// first conv is event-driven and counted in SOPs. `model` labels the report and the raster file.
 SimulationResult simulate_dataset(const ModelWeights& weights, const io::SampleSource& samples,
                                   const SimulationOptions& options, const std::string& model);
+
+/// Simulates `samples` with a compiled network (a Spikformer's, or a NIR graph's): the samples'
+/// channels × height × width must equal the network's input and their classes fit its outputs
+/// (ConfigError otherwise); event samples must have net.time_steps frames. `variant` labels the
+/// report (the attention variant, or "nir").
+SimulationResult simulate_network(const sim::Network& net, const io::SampleSource& samples,
+                                  const SimulationOptions& options, const std::string& model,
+                                  const std::string& variant);
 
 /// The engine's input lists of one event sample: per frame t, events with neuron
 /// (y·W + x)·C + c (channel-last, as Simulator::run_events reads them) and the count.

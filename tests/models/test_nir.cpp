@@ -1,0 +1,308 @@
+// NIR graphs in the engine (models/nir.hpp, docs/nir.md "Running NIR graphs"): the three real
+// files of other frameworks load into the graphs they describe; the N-MNIST CNN classifies real
+// recordings, and its event-driven run equals the dense rule; read → write → read gives the same
+// graph and the same simulation; a Spikformer written to NIR runs the same from the NIR file;
+// broken files are refused naming the node and the rule.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "evformer/error.hpp"
+#include "evformer/io/nir.hpp"
+#include "evformer/io/samples.hpp"
+#include "evformer/models/builder.hpp"
+#include "evformer/models/builder_run.hpp"
+#include "evformer/models/nir.hpp"
+#include "evformer/models/weights.hpp"
+#include "evformer/sim/network.hpp"
+#include "sim/dense_reference.hpp"
+
+namespace fs = std::filesystem;
+namespace sim = evformer::sim;
+namespace models = evformer::models;
+namespace nir = evformer::io::nir;
+using evformer::ConfigError;
+using K = sim::NodeKind;
+
+namespace {
+
+const fs::path source = EVFORMER_SOURCE_DIR;
+const fs::path cnn_file = source / "examples/nir/cnn_sinabs.nir";
+const fs::path braille_file = source / "examples/nir/braille_noDelay_bias_zero.nir";
+const fs::path norse_file = source / "examples/nir/lif_norse.nir";
+
+fs::path temp(const std::string& name) {
+    const auto dir = fs::temp_directory_path() / "evformer-test-nir";
+    fs::create_directories(dir);
+    return dir / name;
+}
+
+// The first `n` shipped N-MNIST test recordings binned as the NIR paper's frameworks did: bins of
+// 1 ms from each recording's first event.
+std::unique_ptr<evformer::io::SampleSource> nmnist(std::size_t n, std::size_t steps) {
+    evformer::io::SampleOptions o;
+    o.data = (source / "examples/data/nmnist_test100").string();
+    o.limit = n;
+    o.frames.frames = steps;
+    o.frames.split_by = evformer::io::SplitBy::duration;
+    o.frames.dt_us = 1000;
+    o.frames.out_width = o.frames.out_height = 34;
+    return evformer::io::open_samples(o);
+}
+
+std::string error_of(const nir::Graph& g, double dt = 1e-3) {
+    try {
+        models::NirImportOptions o;
+        o.dt = dt;
+        const sim::Network net(models::graph_from_nir(g, o), 4);
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+// Same kinds, names, inputs, attributes that matter, shapes and parameters.
+void check_same_graph(const sim::Graph& a, const sim::Graph& b) {
+    REQUIRE(a.nodes().size() == b.nodes().size());
+    for (const auto& n : a.nodes()) {
+        CAPTURE(n.name);
+        const auto& m = b.node(n.name);
+        CHECK(m.kind == n.kind);
+        CHECK(m.inputs == n.inputs);
+        CHECK(m.shape.same_size(n.shape));
+        CHECK(m.attr.dt == n.attr.dt);
+        REQUIRE(m.params.size() == n.params.size());
+        for (std::size_t p = 0; p < n.params.size(); ++p) {
+            CHECK(m.params[p].shape == n.params[p].shape);
+            CHECK(m.params[p].data == n.params[p].data);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("the three real NIR files load into the graphs they describe") {
+    SUBCASE("Sinabs' N-MNIST CNN (NIR 0.2.0)") {
+        const auto g = models::read_nir_graph(cnn_file);
+        CHECK(g.node("input").shape.str() == "2x34x34");
+        CHECK(g.node("0").kind == K::conv2d);
+        CHECK(g.node("0").attr.kernel == 5);
+        CHECK(g.node("0").attr.stride == 2);
+        CHECK(g.node("0").shape.str() == "16x16x16");
+        CHECK(g.node("1").kind == K::nir_if);
+        CHECK(g.node("4").kind == K::sum_pool);
+        CHECK(g.node("7").shape.str() == "8x4x4");
+        CHECK(g.node("8").shape.str() == "128");
+        CHECK(g.node("12").shape.str() == "10");
+        CHECK(g.node("output").kind == K::output);
+        CHECK_FALSE(g.recurrent());
+        const sim::Network net(g, 10);
+        // rows: the five IF populations, then the output
+        REQUIRE(net.layers().size() == 6);
+        CHECK(net.layers()[0].name == "1");
+        CHECK(net.layers()[4].name == "12");
+        CHECK(net.classes() == 10);
+    }
+    SUBCASE("the recurrent Braille CubaLIF network (NIR 0.2.0): a merge and a recurrent edge") {
+        models::NirImportOptions o;
+        o.dt = 1e-4;
+        const auto g = models::read_nir_graph(braille_file, o);
+        CHECK(g.node("lif1.lif").kind == K::cuba_lif);
+        CHECK(g.node("lif1.lif").inputs == std::vector<std::string>{"lif1.lif.sum"});
+        const auto& sum = g.node("lif1.lif.sum");
+        CHECK(sum.kind == K::merge_add);
+        CHECK(g.recurrent());
+        // one of the two inputs of the sum closes the cycle lif → w_rec → sum → lif
+        CHECK(std::count(sum.recurrent.begin(), sum.recurrent.end(), true) == 1);
+        CHECK(g.node("lif1.lif").shape.str() == "38");
+        // τ_syn = 0.222 ms: dt = 1 ms would overshoot, and is refused naming the neuron
+        o.dt = 1e-3;
+        try {
+            const sim::Network net(models::read_nir_graph(braille_file, o), 4);
+            FAIL("dt > τ_syn accepted");
+        } catch (const ConfigError& e) {
+            CHECK(std::string(e.what()).find("exceeds the synaptic time constant") !=
+                  std::string::npos);
+        }
+    }
+    SUBCASE("Norse's LIF (NIR 0.1.1, no v_reset): resets to 0") {
+        models::NirImportOptions o;
+        o.dt = 1e-4;
+        const auto g = models::read_nir_graph(norse_file, o);
+        CHECK(g.node("1").kind == K::nir_lif);
+        const auto names = sim::nir_parameters(K::nir_lif);
+        CHECK(names[4].first == "v_reset");
+        CHECK(g.node("1").params[4].data == std::vector<float>{0.f});
+        CHECK(g.node("1").params[3].data == std::vector<float>{0.1f});
+        // dt/τ = 0.1 ms / 2.5 ms = 0.04, x = w·1 + b = 1: v = 0.04, 0.0784, 0.1153 > 0.1 → spike
+        const sim::Network net(g, 4);
+        sim::Simulator s(net);
+        std::vector<sim::EventList> frames(4);
+        for (auto& f : frames) f.push(0, 1);
+        const auto r = s.run_events(frames);
+        CHECK(r.at(0, 0).spikes == 0);
+        CHECK(r.at(0, 1).spikes == 0);
+        CHECK(r.at(0, 2).spikes == 1);
+        CHECK(r.at(0, 3).spikes == 0);  // reset to 0: v = 0.04
+    }
+}
+
+TEST_CASE("the N-MNIST CNN on real recordings: accurate, and event-driven equals the dense rule") {
+    const auto g = models::read_nir_graph(cnn_file);
+    const std::size_t steps = 320;  // 1 ms bins: every N-MNIST recording (≈ 300 ms) whole
+    const sim::Network net(g, steps);
+    const auto data = nmnist(100, steps);
+    models::SimulationOptions so;
+    const auto result = models::simulate_network(net, *data, so, "cnn_sinabs.nir", "nir");
+    // the NIR paper: 0.979–0.985 on the 10,000 test recordings; 100 of them here
+    CHECK(result.report.samples == 100);
+    CHECK(result.report.correct >= 95);
+    // the first three recordings, event by event and densely: every spike and every SOP
+    sim::Simulator s(net);
+    for (std::size_t i = 0; i < 3; ++i) {
+        const auto lists = models::engine_events(data->events(i));
+        const auto r = s.run_events(lists);
+        std::vector<std::vector<float>> dense;
+        for (const auto& l : lists) {
+            std::vector<float> x(net.input_neurons(), 0.f);
+            for (std::size_t e = 0; e < l.size(); ++e) x[l.neuron[e]] += l.count[e];
+            dense.push_back(std::move(x));
+        }
+        const auto ref = evformer::testing::dense_run(net.graph(), dense);
+        CHECK(r.prediction == ref.prediction);
+        CHECK(r.logits == ref.logits);
+        std::uint64_t sops = 0, spikes = 0, ref_spikes = 0;
+        for (std::size_t l = 0; l < net.layers().size(); ++l) {
+            sops += r.layer_total(l).sops;
+            spikes += r.layer_total(l).spikes;
+        }
+        for (const auto& [name, per_step] : ref.spikes)
+            for (const auto& y : per_step)
+                for (float v : y) ref_spikes += std::uint64_t(v);
+        CHECK(sops == ref.projection_sops);
+        CHECK(spikes == ref_spikes);
+    }
+}
+
+TEST_CASE("read → write → read gives the same graph and the same simulation") {
+    for (const auto& [file, dt] : std::vector<std::pair<fs::path, double>>{
+             {cnn_file, 1e-3}, {braille_file, 1e-4}, {norse_file, 1e-4}}) {
+        CAPTURE(file);
+        models::NirImportOptions o;
+        o.dt = dt;
+        const auto g = models::read_nir_graph(file, o);
+        const auto out = temp(file.filename().string());
+        nir::write(out, models::graph_to_nir(g, dt));
+        const auto h = models::read_nir_graph(out, o);
+        check_same_graph(g, h);
+        // the same spikes and counts on the same input
+        const sim::Network a(g, 12), b(h, 12);
+        sim::Simulator sa(a), sb(b);
+        std::vector<sim::EventList> frames(12);
+        for (std::size_t t = 0; t < frames.size(); ++t)
+            for (std::uint32_t n = 0; n < a.input_neurons(); n += 3)
+                if ((n + t) % 5 == 0) frames[t].push(n, 1);
+        const auto ra = sa.run_events(frames), rb = sb.run_events(frames);
+        CHECK(ra.counts == rb.counts);
+        CHECK(ra.logits == rb.logits);
+    }
+}
+
+TEST_CASE("a Spikformer written to NIR runs the same from the NIR file") {
+    const auto weights = models::load_weights(source / "examples/models/nmnist-ssa-bin.h5");
+    const auto net = models::build_network(weights);
+    const auto out = temp("nmnist-ssa-bin.nir");
+    nir::write(out, models::graph_to_nir(net.graph()));
+    const auto file = nir::read(out);
+    // standard NIR nodes for everything but max-pool, attention and the readout
+    std::size_t extensions = 0;
+    for (const auto& n : file.nodes) {
+        if (n.type.rfind("evformer.", 0) == 0) ++extensions;
+        CHECK(n.type != "BatchNorm");
+    }
+    CHECK(extensions == 3 /* max-pools */ + 2 /* attention blocks */ + 1 /* readout */);
+    CHECK(file.find("blocks.0.attn.q_lif")->type == "LIF");
+    const sim::Network back(models::read_nir_graph(out), net.time_steps);
+    // the shipped recordings binned as the model was trained: identical results
+    evformer::io::SampleOptions o;
+    o.data = (source / "examples/data/nmnist_test100").string();
+    o.limit = 8;
+    o.frames.frames = weights.spec.time_steps;
+    o.frames.out_width = o.frames.out_height = 34;
+    const auto data = evformer::io::open_samples(o);
+    sim::Simulator sa(net), sb(back);
+    for (std::size_t i = 0; i < data->size(); ++i) {
+        const auto lists = models::engine_events(data->events(i));
+        const auto ra = sa.run_events(lists), rb = sb.run_events(lists);
+        CHECK(ra.prediction == rb.prediction);
+        CHECK(ra.logits == rb.logits);
+        CHECK(ra.total().sops == rb.total().sops);
+        CHECK(ra.total().spikes == rb.total().spikes);
+    }
+}
+
+TEST_CASE("broken NIR graphs are refused naming the node and the rule") {
+    auto base = [] {
+        nir::Graph g;
+        nir::Node in;
+        in.name = "input";
+        in.type = "Input";
+        in.fields["shape"] = nir::Value::array({1}, {3}, evformer::io::h5::DType::i64);
+        nir::Node fc;
+        fc.name = "fc";
+        fc.type = "Affine";
+        fc.fields["weight"] = nir::Value::array({2, 3}, {1, 0, 0, 0, 1, 0});
+        fc.fields["bias"] = nir::Value::array({2}, {0, 0});
+        nir::Node lif;
+        lif.name = "lif";
+        lif.type = "LIF";
+        for (const char* k : {"tau", "r", "v_leak", "v_threshold"})
+            lif.fields[k] = nir::Value::array({2}, {1e-2, 1e-2});
+        nir::Node out;
+        out.name = "output";
+        out.type = "Output";
+        out.fields["shape"] = nir::Value::array({1}, {2}, evformer::io::h5::DType::i64);
+        g.nodes = {fc, in, lif, out};
+        g.edges = {{"input", "fc"}, {"fc", "lif"}, {"lif", "output"}};
+        return g;
+    };
+    CHECK(error_of(base()) == "no error");
+    {
+        auto g = base();
+        g.nodes[2].type = "Izhikevich";
+        CHECK(error_of(g).find("NIR node 'lif' (Izhikevich): evformer cannot run this node type") !=
+              std::string::npos);
+    }
+    {
+        auto g = base();
+        g.nodes[2].fields.erase("tau");
+        CHECK(error_of(g) == "NIR node 'lif' (LIF): lacks the field 'tau'");
+    }
+    {
+        auto g = base();
+        g.nodes[2].fields["r"] = nir::Value::array({3}, {1, 1, 1});
+        CHECK(error_of(g) == "NIR node 'lif' (LIF): 'r' has 3 values, the layer 2 has 2 neurons");
+    }
+    {
+        auto g = base();
+        g.nodes[0].fields["weight"] = nir::Value::array({2, 4}, std::vector<double>(8, 0.5));
+        CHECK(error_of(g) ==
+              "NIR node 'fc' (Affine): weight is [2, 4] but its input has 3 features");
+    }
+    {
+        auto g = base();
+        g.nodes[3].fields["shape"] = nir::Value::array({1}, {5}, evformer::io::h5::DType::i64);
+        CHECK(error_of(g).find("NIR node 'output' (Output): its shape") != std::string::npos);
+    }
+    {
+        auto g = base();  // dt of 20 ms against τ = 10 ms
+        CHECK(error_of(g, 2e-2).find("exceeds the time constant") != std::string::npos);
+    }
+    {
+        auto g = base();
+        g.edges.push_back({"lif", "input"});
+        CHECK(error_of(g) == "NIR node 'input' (Input): an Input node cannot have incoming edges");
+    }
+}
