@@ -28,7 +28,7 @@ ms_ours="$(echo "$ours" | jq '.per_sample.seconds * 1000')"
 sops="$(echo "$ours" | jq .per_sample.sops)"
 printf '%-34s %8s %10s %10s\n' "" accuracy "ms/rec" "G SOP/s"
 printf '%-34s %8.3f %10.3f %10.3f\n' "evformer, event-driven" "$(echo "$ours" | jq .accuracy)" \
-  "$ms_ours" "$(echo "$sops / ($ms_ours / 1000) / 1e9" | bc -l)"
+  "$ms_ours" "$(echo "$sops / ($ms_ours / 1000) / 1000000000" | bc -l)"
 printf '%-34s %8.3f %10.3f\n' "PyTorch dense, batch 1" "$(echo "$torch_json" | jq .accuracy)" \
   "$(echo "$torch_json" | jq .ms_batch1)"
 printf '%-34s %8s %10.3f\n' "PyTorch dense, batch $(echo "$torch_json" | jq .batch)" "" \
@@ -36,7 +36,7 @@ printf '%-34s %8s %10.3f\n' "PyTorch dense, batch $(echo "$torch_json" | jq .bat
 printf 'ratio PyTorch/evformer time: batch 1 %.2f, batched %.2f\n' \
   "$(echo "$(echo "$torch_json" | jq .ms_batch1) / $ms_ours" | bc -l)" \
   "$(echo "$(echo "$torch_json" | jq .ms_batched) / $ms_ours" | bc -l)"
-echo "SOPs per recording $(echo "$ours" | jq .per_sample.sops), energy $(echo "$ours" | jq .per_sample.energy_mj) mJ"
+printf "SOPs per recording %.0f, energy %.4e mJ per recording (77 fJ/SOP)\n" "$sops" "$(echo "$ours" | jq .per_sample.energy_mj)"
 echo "spikes per recording per layer (evformer | PyTorch):"
 for layer in $(echo "$ours" | jq -r '.layers[] | select(.spikes != null) | .name'); do
   printf '  %-6s %12.2f %12.2f\n' "$layer" \
