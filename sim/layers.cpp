@@ -444,6 +444,32 @@ void SpikeMaxPool::for_each_reach(const EventList& in, F&& f) const {
 void SpikeMaxPool::apply(const EventList& in, EventList& out,
                          std::vector<std::uint8_t>& seen) const {
     out.clear();
+    if (k_ == 3 && s_ == 2 && p_ == 1 && kw_ == 3 && sw_ == 2 && pw_ == 1) {
+        // The Spikformer's pool, written out: output p's window covers inputs 2p − 1 … 2p + 1.
+        const std::size_t events = in.size();
+        for (std::size_t e0 = 0; e0 < events;) {
+            const std::size_t pos = in.neuron[e0] / c_, base = pos * c_;
+            std::size_t e1 = e0 + 1;
+            while (e1 < events && in.neuron[e1] - base < c_) ++e1;
+            const std::size_t y = pos / w_, x = pos - y * w_;
+            const std::size_t py_lo = y / 2, py_hi = std::min((y + 1) / 2, out_h_ - 1);
+            const std::size_t px_lo = x / 2, px_hi = std::min((x + 1) / 2, out_w_ - 1);
+            for (std::size_t e = e0; e < e1; ++e) {
+                const std::size_t c = in.neuron[e] - base;
+                for (std::size_t py = py_lo; py <= py_hi; ++py)
+                    for (std::size_t px = px_lo; px <= px_hi; ++px) {
+                        const std::size_t o = (py * out_w_ + px) * c_ + c;
+                        if (!seen[o]) {
+                            seen[o] = 1;
+                            out.push(static_cast<std::uint32_t>(o), 1);
+                        }
+                    }
+            }
+            e0 = e1;
+        }
+        for (auto o : out.neuron) seen[o] = 0;
+        return;
+    }
     for_each_reach(in, [&](std::size_t o, std::size_t) {
         if (!seen[o]) {
             seen[o] = 1;

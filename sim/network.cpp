@@ -1101,9 +1101,14 @@ void Simulator::step(const EventList* input, SpikeRecorder* recorder) {
             }
             case OpKind::readout: {
                 const EventList& x = events_of(op.in[0]);
-                const std::size_t d = P.readout_channels;
-                for (std::size_t e = 0; e < x.size(); ++e)
-                    s.readout_sum[x.neuron[e] % d] += x.count[e];
+                const std::uint32_t d = static_cast<std::uint32_t>(P.readout_channels);
+                double* sum = s.readout_sum.data();
+                if ((d & (d - 1)) == 0) {  // channel of a channel-last neuron without a division
+                    for (std::size_t e = 0; e < x.size(); ++e)
+                        sum[x.neuron[e] & (d - 1)] += x.count[e];
+                } else {
+                    for (std::size_t e = 0; e < x.size(); ++e) sum[x.neuron[e] % d] += x.count[e];
+                }
                 break;
             }
             case OpKind::nir_neuron: {
