@@ -148,7 +148,7 @@ struct StreamServer::Impl {
     };
 
     // UDP receive state (network thread only).
-    static constexpr std::size_t kBatch = 32, kDatagram = 65536;
+    static constexpr std::size_t kBatch = 32, kDatagram = 65536, kPacketEvents = 16384;
     std::vector<std::uint8_t> udp_buffers;
     std::array<mmsghdr, kBatch> msgs{};
     std::array<iovec, kBatch> iovs{};
@@ -484,6 +484,8 @@ struct StreamServer::Impl {
             const auto arrival = batch.arrival;
             const std::int64_t arrival_us =
                 std::chrono::duration_cast<std::chrono::microseconds>(arrival - started).count();
+            // Counted locally, published once per batch (after the events are queued).
+            std::uint64_t datagrams = 0, malformed = 0, bad = 0, stamped = 0, events = 0;
             auto packet = queue.fresh();
             packet.arrival = arrival;
             for (int i = 0; i < n; ++i) {
@@ -495,9 +497,9 @@ struct StreamServer::Impl {
                         if (dropped > c.kernel_drops.load(std::memory_order_relaxed))
                             c.kernel_drops.store(dropped, std::memory_order_relaxed);
                     }
-                c.udp_datagrams.fetch_add(1, std::memory_order_relaxed);
+                ++datagrams;
                 if (h.msg_flags & MSG_TRUNC) {  // larger than any datagram of the formats
-                    c.malformed_datagrams.fetch_add(1, std::memory_order_relaxed);
+                    ++malformed;
                     continue;
                 }
                 if (clocks.size() > 4096) clocks.clear();
@@ -506,12 +508,23 @@ struct StreamServer::Impl {
                     udp_buffers.data() + std::size_t(i) * kDatagram, msgs[std::size_t(i)].msg_len);
                 const auto r =
                     decode_datagram(o.udp_format, bytes, arrival_us, clock, packet.events);
-                if (r.malformed) c.malformed_datagrams.fetch_add(1, std::memory_order_relaxed);
-                c.bad_records.fetch_add(r.bad_records, std::memory_order_relaxed);
-                c.stamped.fetch_add(r.stamped, std::memory_order_relaxed);
-                c.udp_events.fetch_add(r.events, std::memory_order_relaxed);
+                malformed += r.malformed;
+                bad += r.bad_records;
+                stamped += r.stamped;
+                events += r.events;
+                // Queue packets stay small enough for their buffers to be recycled.
+                if (packet.events.size() >= kPacketEvents) {
+                    queue.push(std::move(packet));
+                    packet = queue.fresh();
+                    packet.arrival = arrival;
+                }
             }
             if (!packet.events.empty()) queue.push(std::move(packet));
+            c.udp_datagrams.fetch_add(datagrams, std::memory_order_relaxed);
+            c.malformed_datagrams.fetch_add(malformed, std::memory_order_relaxed);
+            c.bad_records.fetch_add(bad, std::memory_order_relaxed);
+            c.stamped.fetch_add(stamped, std::memory_order_relaxed);
+            c.udp_events.fetch_add(events, std::memory_order_relaxed);
             if (std::size_t(n) < kBatch) return;
         }
     }

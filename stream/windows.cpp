@@ -73,7 +73,7 @@ void WindowRunner::add(std::span<const io::Event> events,
     const auto window = static_cast<std::int64_t>(o_.window_steps);
     // Counted locally and published once per call (the statistics read them from another thread).
     std::uint64_t outside = 0, crop = 0, late = 0, accepted = 0;
-    // The event-time span of the packet's events inside the sensor, for the clock.
+    // The event-time span of the packet's accepted (and recently late) events, for the clock.
     std::int64_t t_min = std::numeric_limits<std::int64_t>::max(),
                  t_max = std::numeric_limits<std::int64_t>::min();
     for (const auto& e : events) {
@@ -81,8 +81,6 @@ void WindowRunner::add(std::span<const io::Event> events,
             ++outside;
             continue;
         }
-        t_min = std::min(t_min, e.t);
-        t_max = std::max(t_max, e.t);
         const std::int32_t col = col_[e.x], row = row_[e.y];
         if (col < 0 || row < 0) {
             ++crop;
@@ -100,8 +98,15 @@ void WindowRunner::add(std::span<const io::Event> events,
                 continue;
             }
             const std::int64_t bin = rel / o_.dt_us;
-            if (bin < (open_ ? current_bin_ : next_free_bin_)) {
+            const std::int64_t first_open = open_ ? current_bin_ : next_free_bin_;
+            if (bin < first_open) {
                 ++late;
+                // Late by less than a window: the sender held it back that long, the clock
+                // learns it (later ones are another time base, or garbage).
+                if (first_open - bin <= window) {
+                    t_min = std::min(t_min, e.t);
+                    t_max = std::max(t_max, e.t);
+                }
                 continue;
             }
             if (open_ && bin >= (window_ + 1) * window) close_window(WindowClose::event, arrival);
@@ -116,6 +121,8 @@ void WindowRunner::add(std::span<const io::Event> events,
         ++window_events_;
         ++accepted;
         last_t_ = e.t;
+        t_min = std::min(t_min, e.t);
+        t_max = std::max(t_max, e.t);
     }
     if (accepted) last_arrival_ = arrival;
     if (t_min <= t_max) {

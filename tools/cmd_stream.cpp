@@ -59,7 +59,7 @@ struct ServeOptions {
     std::string sensor;
     std::size_t queue_events = std::size_t{1} << 22;
     int idle_flush_ms = 50;
-    std::int64_t grace_us = 1000;
+    std::int64_t grace_us = 3000;
     bool no_deadline = false;
     double stats_interval = 1.0;
     std::size_t max_peers = 16;
@@ -259,7 +259,7 @@ const RegisterCommand reg("stream", [](CLI::App& app) {
     serve_cmd
         ->add_option("--grace-us", so->grace_us,
                      "Close each bin (and window) once the wall clock is this far past its end, "
-                     "mapped from the arrivals, at least (default 1000); later events of it are "
+                     "mapped from the arrivals, at least (default 3000); later events of it are "
                      "late")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{3'600'000'000}));
     serve_cmd->add_flag("--no-deadline", so->no_deadline,

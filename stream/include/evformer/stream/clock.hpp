@@ -32,7 +32,7 @@ class StreamClock {
 
     /// `grace_us` (≥ 0) is added to the least offset; `memory_us` (≥ 2) is how long arrivals are
     /// remembered (two halves: the older half is forgotten every memory_us / 2).
-    explicit StreamClock(std::int64_t grace_us = 1000, std::int64_t memory_us = 2'000'000);
+    explicit StreamClock(std::int64_t grace_us = 3000, std::int64_t memory_us = 2'000'000);
 
     /// A packet arrived at `arrival_us` holding events of times t_min ≤ … ≤ t_max.
     void observe(std::int64_t arrival_us, std::int64_t t_min, std::int64_t t_max) noexcept;

@@ -30,7 +30,7 @@ struct WindowOptions {
     bool continuous = false;       ///< keep membrane state from window to window
     /// Deadlines (advance()): a bin closes once the wall clock passes its end (mapped by a
     /// StreamClock over the accepted events' arrivals) + this grace, µs (≥ 0).
-    std::int64_t grace_us = 1000;
+    std::int64_t grace_us = 3000;
     /// Sensor, crop and output size (resolved: resolve_frame_options); the output size must be
     /// the network's input; `frames`, `split_by` and `dt_us` of it are not used.
     io::FrameOptions frames;
