@@ -24,7 +24,7 @@ std::int64_t sub_sat(std::int64_t a, std::int64_t b) noexcept {
 
 // A pace measured over at least this much wall time is trusted; below this fraction of real time
 // the deadlines are stretched.
-constexpr std::int64_t kPaceBaselineUs = 1'000'000;
+constexpr std::int64_t kPaceBaselineUs = 100'000;
 constexpr double kSlowPace = 0.99;
 
 }  // namespace

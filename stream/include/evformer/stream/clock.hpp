@@ -16,7 +16,7 @@
 // Pace: the offsets assume event time runs at the wall clock's pace (a camera, or a replay at
 // --speed 1; the memory absorbs clock drift). A replay faster than real time makes the deadlines
 // late (conservative: its windows close by their later events first). A sender whose event time
-// runs measurably slower than the wall clock (pace < 0.99 over at least a second, e.g. a replay at
+// runs measurably slower than the wall clock (pace < 0.99 over at least 100 ms, e.g. a replay at
 // --speed 0.5) gets its deadlines stretched to the measured pace from the latest packet.
 #pragma once
 
@@ -45,7 +45,7 @@ class StreamClock {
     std::int64_t offset_us() const noexcept;
     /// How much later than the least offset an event has been seen to arrive (µs, ≥ 0).
     std::int64_t hold_us() const noexcept;
-    /// Event µs per wall µs from the first packet to the latest (0 until a second has passed).
+    /// Event µs per wall µs from the first packet to the latest (0 until 100 ms have passed).
     double pace() const noexcept;
     /// The grace (µs).
     std::int64_t grace_us() const noexcept { return grace_; }
