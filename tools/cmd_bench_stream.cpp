@@ -591,27 +591,40 @@ void bench(const BenchStreamOptions& opt) {
                                         std::chrono::milliseconds(300));
             auto sum = s.finish();
             const auto windows = s.windows();
-            // Windows closed when the server stopped (none, normally) are left out. After the
-            // window's end: the latency less the silence between the window's last event and its
-            // end (event time at the sender's pace).
-            std::vector<double> l, after, srv;
-            std::map<std::string, int> by;
+            // Per closing (event, deadline, flush), and all together; windows closed when the
+            // server stopped (none, normally) are left out. After the window's end: the latency
+            // less the silence between the window's last event and its end (event time at the
+            // sender's pace).
+            struct Figures {
+                std::vector<double> latency, after, server;
+            };
+            std::map<std::string, Figures> by;
             for (const auto& w : windows) {
                 const std::string c = w["closed_by"];
-                ++by[c];
                 if (c == "flush" && !run.idle_flush_ms) continue;
                 const double silence_ms = double(w["t_end_us"].get<std::int64_t>() -
                                                  w["t_last_event_us"].get<std::int64_t>()) *
                                           1e-3 / run.speed;
-                l.push_back(w["latency_ms"].get<double>());
-                after.push_back(w["latency_ms"].get<double>() - silence_ms);
-                srv.push_back(w["server_ms"].get<double>());
+                for (auto* fig : {&by[c], &by["all"]}) {
+                    fig->latency.push_back(w["latency_ms"].get<double>());
+                    fig->after.push_back(w["latency_ms"].get<double>() - silence_ms);
+                    fig->server.push_back(w["server_ms"].get<double>());
+                }
             }
             auto pct = [](std::vector<double> v, double q) {
                 if (v.empty()) return 0.0;
                 std::sort(v.begin(), v.end());
                 return v[std::size_t(q * double(v.size() - 1) + 0.5)];
             };
+            auto stats = [&](const std::vector<double>& v) {
+                return json{{"median", pct(v, 0.5)}, {"p99", pct(v, 0.99)}, {"max", pct(v, 1)}};
+            };
+            json closings = json::object();
+            for (const auto& [c, fig] : by)
+                closings[c] = {{"windows", fig.latency.size()},
+                               {"latency_ms", stats(fig.latency)},
+                               {"after_end_ms", stats(fig.after)},
+                               {"server_ms", stats(fig.server)}};
             json j = {{"name", run.name},
                       {"speed", run.speed},
                       {"events_per_s", sent.rate()},
@@ -621,31 +634,24 @@ void bench(const BenchStreamOptions& opt) {
                       {"received", sum["received"]},
                       {"dropped_late", sum["dropped_late"]},
                       {"windows", windows.size()},
-                      {"closed_by", by},
-                      {"latency_ms_median", pct(l, 0.5)},
-                      {"latency_ms_p99", pct(l, 0.99)},
-                      {"latency_ms_max", pct(l, 1)},
-                      {"after_end_ms_median", pct(after, 0.5)},
-                      {"after_end_ms_p99", pct(after, 0.99)},
-                      {"after_end_ms_max", pct(after, 1)},
-                      {"server_ms_median", pct(srv, 0.5)},
-                      {"server_ms_p99", pct(srv, 0.99)},
-                      {"server_ms_max", pct(srv, 1)},
+                      {"by_closing", closings},
                       {"latency_parts_ms", sum["latency_parts_ms"]},
                       {"deadline_after_end_us", sum["deadline_after_end_us"]},
                       {"realtime_factor", sum["realtime_factor"]}};
-            std::string closed;
-            for (const auto& [c, n] : by)
-                closed += fmt::format("{}{} {}", closed.empty() ? "" : ", ", n, c);
             say(fmt::format(
-                "latency, {}: {:.0f} ev/s, {} windows ({}), {} late events; real-time factor "
-                "{:.1f}x\n  median / p99 / max ms: from the last event {:.2f} / {:.2f} / {:.2f}; "
-                "after the window's end {:.2f} / {:.2f} / {:.2f}; server's share {:.2f} / {:.2f} / "
-                "{:.2f}\n",
-                run.name, sent.rate(), windows.size(), closed,
-                sum["dropped_late"].get<std::uint64_t>(), sum["realtime_factor"].get<double>(),
-                pct(l, 0.5), pct(l, 0.99), pct(l, 1), pct(after, 0.5), pct(after, 0.99),
-                pct(after, 1), pct(srv, 0.5), pct(srv, 0.99), pct(srv, 1)));
+                "latency, {}: {:.0f} ev/s, {} windows, {} late events; real-time "
+                "factor {:.1f}x\n",
+                run.name, sent.rate(), windows.size(), sum["dropped_late"].get<std::uint64_t>(),
+                sum["realtime_factor"].get<double>()));
+            for (const auto& [c, fig] : by)
+                say(fmt::format(
+                    "  {:>8} {:>4} windows, median / p99 / max ms: from the last event {:.2f} / "
+                    "{:.2f} / {:.2f}; after the window's end {:.2f} / {:.2f} / {:.2f}; server's "
+                    "share {:.2f} / {:.2f} / {:.2f}\n",
+                    c, fig.latency.size(), pct(fig.latency, 0.5), pct(fig.latency, 0.99),
+                    pct(fig.latency, 1), pct(fig.after, 0.5), pct(fig.after, 0.99),
+                    pct(fig.after, 1), pct(fig.server, 0.5), pct(fig.server, 0.99),
+                    pct(fig.server, 1)));
             const auto& parts = sum["latency_parts_ms"];
             say(fmt::format(
                 "  parts, median / p99 ms: wait {:.2f} / {:.2f}, hand-off {:.3f} / {:.3f}, "
