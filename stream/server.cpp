@@ -4,7 +4,9 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -146,6 +148,14 @@ struct StreamServer::Impl {
         Impl& impl;
         Clock::time_point arrival;
     };
+
+    // The UDP socket as the simulation thread sees it (a duplicate descriptor, so that it stays
+    // valid when the network thread closes the socket): datagrams waiting to be read.
+    int pending_fd = -1;
+    bool udp_pending() const {
+        int bytes = 0;
+        return pending_fd >= 0 && ::ioctl(pending_fd, FIONREAD, &bytes) == 0 && bytes > 0;
+    }
 
     // UDP receive state (network thread only).
     static constexpr std::size_t kBatch = 32, kDatagram = 65536, kPacketEvents = 16384;
@@ -436,6 +446,7 @@ struct StreamServer::Impl {
         const int one = 1;
         ::setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
         ports.udp = udp_socket->local_endpoint().port();
+        pending_fd = ::dup(fd);
         udp_buffers.resize(kBatch * kDatagram);
         for (std::size_t i = 0; i < kBatch; ++i) {
             iovs[i] = {udp_buffers.data() + i * kDatagram, kDatagram};
@@ -703,11 +714,14 @@ struct StreamServer::Impl {
                          std::memory_order_relaxed);
         };
         const bool idle = o.idle_flush.count() > 0;
+        // A deadline held back (a batch in the network thread's hands, or datagrams waiting in
+        // the socket): looked at again then, without spinning.
+        auto retry = Clock::time_point::min();
         while (true) {
             // Wake up for the next deadline, the idle flush, or at least every 20 ms.
             auto wake = Clock::now() + std::chrono::milliseconds(20);
             if (runner->window_open()) {
-                if (o.deadlines) wake = std::min(wake, runner->next_deadline());
+                if (o.deadlines) wake = std::min(wake, std::max(runner->next_deadline(), retry));
                 if (idle) wake = std::min(wake, last_event + o.idle_flush);
             }
             if (queue.pop_until(packet, wake)) {
@@ -722,15 +736,24 @@ struct StreamServer::Impl {
             if (queue.closed() && queue.empty()) break;
             if (!runner->window_open()) continue;
             // The queue is empty: every event received so far has been added, except a batch
-            // the network thread holds (the deadlines wait for it).
-            auto now = Clock::now();
-            const auto batch = in_flight.load();
-            if (batch != kNoBatch) now = std::min(now, Clock::time_point(Clock::duration(batch)));
-            if (o.deadlines && runner->next_deadline() <= now) busy([&] { runner->advance(now); });
+            // the network thread holds and datagrams it has not read yet (the deadlines wait for
+            // both: the network thread may be held up on a loaded machine).
+            const auto now = Clock::now();
+            if (o.deadlines && runner->next_deadline() <= now) {
+                auto until = now;
+                const auto batch = in_flight.load();
+                if (batch != kNoBatch)
+                    until = std::min(now, Clock::time_point(Clock::duration(batch)));
+                if (udp_pending()) until = Clock::time_point::min();
+                if (until < now) retry = now + std::chrono::microseconds(200);
+                if (runner->next_deadline() <= until) busy([&] { runner->advance(until); });
+            }
             if (idle && runner->window_open() && now - last_event >= o.idle_flush)
                 busy([&] { runner->flush(last_event + o.idle_flush); });
         }
         busy([&] { runner->flush(); });
+        if (pending_fd >= 0) ::close(pending_fd);
+        pending_fd = -1;
         auto s = stats_json("summary");
         add_latency_summary(s);
         summary = s.dump();
@@ -772,6 +795,7 @@ StreamServer::~StreamServer() {
         impl_->queue.close();
         impl_->sim_thread.join();
     }
+    if (impl_->pending_fd >= 0) ::close(impl_->pending_fd);  // start() failed after open_udp
 }
 
 BoundPorts StreamServer::start(bool handle_signals) {
