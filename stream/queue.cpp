@@ -39,8 +39,19 @@ bool PacketQueue::push(Packet&& packet) {
 }
 
 bool PacketQueue::pop(Packet& out, std::chrono::milliseconds timeout) {
+    return pop_until(out, std::chrono::steady_clock::now() + timeout);
+}
+
+bool PacketQueue::empty() const {
+    std::lock_guard lock(mutex_);
+    return packets_.empty();
+}
+
+bool PacketQueue::pop_until(Packet& out, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    if (!ready_.wait_for(lock, timeout, [&] { return !packets_.empty() || closed_; })) return false;
+    if (packets_.empty() && !closed_ &&
+        !ready_.wait_until(lock, deadline, [&] { return !packets_.empty() || closed_; }))
+        return false;
     if (packets_.empty()) return false;
     out.events.clear();
     if (out.events.capacity() > 0 && out.events.capacity() <= kSpareEvents &&

@@ -4,7 +4,9 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +16,8 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <initializer_list>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -124,11 +128,37 @@ struct StreamServer::Impl {
     std::atomic<double> busy_s{0};
     std::atomic<std::uint64_t> discarded{0};  // taken from the queue unsimulated (simulate off)
     std::atomic<std::uint64_t> sops_total{0}, macs_total{0};
-    std::vector<float> latencies_ms;  // simulation thread only
     std::mutex latency_mutex;
 
+    // The network thread's batch in flight: when it began (steady clock, ns), or kNoBatch. A
+    // batch is received, decoded and queued between begin and end; the simulation thread does
+    // not close a bin by its deadline past the start of a batch still in flight (so that events
+    // stamped on arrival are never late, however long the network thread is held up).
+    static constexpr std::int64_t kNoBatch = std::numeric_limits<std::int64_t>::max();
+    std::atomic<std::int64_t> in_flight{kNoBatch};
+    struct InFlight {
+        explicit InFlight(Impl& i) : impl(i) {
+            // Published before the clock is read: every event of the batch is stamped after it.
+            impl.in_flight.store(Clock::now().time_since_epoch().count());
+            arrival = Clock::now();
+        }
+        ~InFlight() { impl.in_flight.store(kNoBatch); }
+        InFlight(const InFlight&) = delete;
+        InFlight& operator=(const InFlight&) = delete;
+        Impl& impl;
+        Clock::time_point arrival;
+    };
+
+    // The UDP socket as the simulation thread sees it (a duplicate descriptor, so that it stays
+    // valid when the network thread closes the socket): datagrams waiting to be read.
+    int pending_fd = -1;
+    bool udp_pending() const {
+        int bytes = 0;
+        return pending_fd >= 0 && ::ioctl(pending_fd, FIONREAD, &bytes) == 0 && bytes > 0;
+    }
+
     // UDP receive state (network thread only).
-    static constexpr std::size_t kBatch = 32, kDatagram = 65536;
+    static constexpr std::size_t kBatch = 32, kDatagram = 65536, kPacketEvents = 16384;
     std::vector<std::uint8_t> udp_buffers;
     std::array<mmsghdr, kBatch> msgs{};
     std::array<iovec, kBatch> iovs{};
@@ -271,9 +301,10 @@ struct StreamServer::Impl {
             if (refused) return;
             auto p = impl.queue.fresh();
             p.events.assign(events.begin(), events.end());
-            p.arrival = Clock::now();
+            p.arrival = arrival;
             impl.queue.push(std::move(p));
         }
+        Clock::time_point arrival{};  // when the bytes being parsed were read
         void start() { read(); }
         void read() {
             socket.async_read_some(asio::buffer(buf), [self = shared_from_this()](
@@ -283,6 +314,8 @@ struct StreamServer::Impl {
                     return self->close(ec != asio::error::eof &&
                                        ec != asio::error::operation_aborted &&
                                        ec != asio::error::connection_reset);
+                const InFlight batch(self->impl);
+                self->arrival = batch.arrival;
                 const bool ok = self->parser.feed({self->buf.data(), n}, *self);
                 self->account();
                 if (!ok || self->refused) {
@@ -413,6 +446,7 @@ struct StreamServer::Impl {
         const int one = 1;
         ::setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
         ports.udp = udp_socket->local_endpoint().port();
+        pending_fd = ::dup(fd);
         udp_buffers.resize(kBatch * kDatagram);
         for (std::size_t i = 0; i < kBatch; ++i) {
             iovs[i] = {udp_buffers.data() + i * kDatagram, kDatagram};
@@ -455,10 +489,14 @@ struct StreamServer::Impl {
                 msgs[i].msg_hdr.msg_controllen = controls[i].size();
                 msgs[i].msg_hdr.msg_flags = 0;
             }
+            const InFlight batch(*this);
             const int n = ::recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
             if (n <= 0) return;
-            const auto arrival = Clock::now();
-            const std::int64_t arrival_us = now_us();
+            const auto arrival = batch.arrival;
+            const std::int64_t arrival_us =
+                std::chrono::duration_cast<std::chrono::microseconds>(arrival - started).count();
+            // Counted locally, published once per batch (after the events are queued).
+            std::uint64_t datagrams = 0, malformed = 0, bad = 0, stamped = 0, events = 0;
             auto packet = queue.fresh();
             packet.arrival = arrival;
             for (int i = 0; i < n; ++i) {
@@ -470,9 +508,9 @@ struct StreamServer::Impl {
                         if (dropped > c.kernel_drops.load(std::memory_order_relaxed))
                             c.kernel_drops.store(dropped, std::memory_order_relaxed);
                     }
-                c.udp_datagrams.fetch_add(1, std::memory_order_relaxed);
+                ++datagrams;
                 if (h.msg_flags & MSG_TRUNC) {  // larger than any datagram of the formats
-                    c.malformed_datagrams.fetch_add(1, std::memory_order_relaxed);
+                    ++malformed;
                     continue;
                 }
                 if (clocks.size() > 4096) clocks.clear();
@@ -481,12 +519,23 @@ struct StreamServer::Impl {
                     udp_buffers.data() + std::size_t(i) * kDatagram, msgs[std::size_t(i)].msg_len);
                 const auto r =
                     decode_datagram(o.udp_format, bytes, arrival_us, clock, packet.events);
-                if (r.malformed) c.malformed_datagrams.fetch_add(1, std::memory_order_relaxed);
-                c.bad_records.fetch_add(r.bad_records, std::memory_order_relaxed);
-                c.stamped.fetch_add(r.stamped, std::memory_order_relaxed);
-                c.udp_events.fetch_add(r.events, std::memory_order_relaxed);
+                malformed += r.malformed;
+                bad += r.bad_records;
+                stamped += r.stamped;
+                events += r.events;
+                // Queue packets stay small enough for their buffers to be recycled.
+                if (packet.events.size() >= kPacketEvents) {
+                    queue.push(std::move(packet));
+                    packet = queue.fresh();
+                    packet.arrival = arrival;
+                }
             }
             if (!packet.events.empty()) queue.push(std::move(packet));
+            c.udp_datagrams.fetch_add(datagrams, std::memory_order_relaxed);
+            c.malformed_datagrams.fetch_add(malformed, std::memory_order_relaxed);
+            c.bad_records.fetch_add(bad, std::memory_order_relaxed);
+            c.stamped.fetch_add(stamped, std::memory_order_relaxed);
+            c.udp_events.fetch_add(events, std::memory_order_relaxed);
             if (std::size_t(n) < kBatch) return;
         }
     }
@@ -535,6 +584,9 @@ struct StreamServer::Impl {
                 {"windows", w.windows.load()},
                 {"empty_windows", w.empty_windows.load()},
                 {"steps", w.steps.load()},
+                {"deadline_steps", w.deadline_steps.load()},
+                {"deadline_windows", w.deadline_windows.load()},
+                {"deadline_after_end_us", w.deadline_after_end_us.load()},
                 {"simulated_s", simulated},
                 {"busy_s", busy},
                 {"realtime_factor", busy > 0 ? simulated / busy : 0.0},
@@ -579,25 +631,81 @@ struct StreamServer::Impl {
 
     // ---- simulation thread --------------------------------------------------------------------
 
+    // Where a window's latency went (ms), one entry per window: the wait for the window to be
+    // over (its last event → the event that closed it, or its deadline, or the idle flush), the
+    // hand-off to the simulation thread (→ closing starts: queue, wake-up), closing (remaining
+    // steps and the head), building the JSON line and writing it (stdout, subscribers).
+    struct LatencyParts {
+        float latency, server, wait, handoff, close, json, output;
+    };
+    std::vector<LatencyParts> latency_parts;   // under latency_mutex
+    std::array<std::uint64_t, 3> closed_by{};  // under latency_mutex
+
     void on_window(WindowResult&& w) {
         sim::StepCounts total;
         for (std::size_t l = 0; l < layers.size() && w.result.time_steps > 0; ++l)
             total += w.result.layer_total(l);
         sops_total.fetch_add(total.sops, std::memory_order_relaxed);
         macs_total.fetch_add(total.macs, std::memory_order_relaxed);
-        {
-            std::lock_guard lock(latency_mutex);
-            if (latencies_ms.size() < (std::size_t{1} << 22))
-                latencies_ms.push_back(static_cast<float>(w.latency_s * 1e3));
-        }
-        emit_json(window_json(w, layers, o.energy));
+        const auto t0 = Clock::now();
+        const auto line = window_json(w, layers, o.energy);
+        const auto t1 = Clock::now();
+        emit_json(line);
+        const auto t2 = Clock::now();
+        auto ms = [](auto d) {
+            return static_cast<float>(std::chrono::duration<double>(d).count() * 1e3);
+        };
+        const auto ready = std::max(w.ready, w.last_arrival);
+        const LatencyParts parts{static_cast<float>(w.latency_s * 1e3),
+                                 static_cast<float>(w.server_s * 1e3),
+                                 ms(ready - w.last_arrival),
+                                 ms(w.closing - std::min(ready, w.closing)),
+                                 static_cast<float>(w.close_s * 1e3),
+                                 ms(t1 - t0),
+                                 ms(t2 - t1)};
+        std::lock_guard lock(latency_mutex);
+        ++closed_by[static_cast<std::size_t>(w.closed_by)];
+        if (latency_parts.size() < (std::size_t{1} << 20)) latency_parts.push_back(parts);
     }
 
+    void add_latency_summary(json& j) {
+        std::lock_guard lock(latency_mutex);
+        auto column = [&](float LatencyParts::*f) {
+            std::vector<float> v;
+            v.reserve(latency_parts.size());
+            for (const auto& p : latency_parts) v.push_back(p.*f);
+            return v;
+        };
+        const auto latency = column(&LatencyParts::latency);
+        const auto server = column(&LatencyParts::server);
+        j["latency_ms_median"] = percentile(latency, 0.5);
+        j["latency_ms_p99"] = percentile(latency, 0.99);
+        j["server_ms_median"] = percentile(server, 0.5);
+        j["server_ms_p99"] = percentile(server, 0.99);
+        json parts = json::object();
+        for (const auto& [name, f] :
+             std::initializer_list<std::pair<const char*, float LatencyParts::*>>{
+                 {"wait", &LatencyParts::wait},
+                 {"handoff", &LatencyParts::handoff},
+                 {"close", &LatencyParts::close},
+                 {"json", &LatencyParts::json},
+                 {"output", &LatencyParts::output}}) {
+            const auto v = column(f);
+            parts[name] = {{"median", percentile(v, 0.5)},
+                           {"p99", percentile(v, 0.99)},
+                           {"max", v.empty() ? 0.0f : *std::max_element(v.begin(), v.end())}};
+        }
+        j["latency_parts_ms"] = parts;
+        j["windows_closed_by"] = {
+            {"event", closed_by[0]}, {"deadline", closed_by[1]}, {"flush", closed_by[2]}};
+    }
+
+    // The simulation thread: takes packets in arrival order; when the queue is empty, closes the
+    // bins (and the window) whose deadline has passed, waiting on the queue until the next
+    // deadline; a window without events for --idle-flush-ms is flushed.
     void simulate() {
         Packet packet;
         auto last_event = Clock::now();
-        const auto wait =
-            std::min<std::chrono::milliseconds>(o.idle_flush, std::chrono::milliseconds(20));
         auto busy = [&](auto&& f) {
             const auto t = Clock::now();
             f();
@@ -605,8 +713,18 @@ struct StreamServer::Impl {
                              std::chrono::duration<double>(Clock::now() - t).count(),
                          std::memory_order_relaxed);
         };
+        const bool idle = o.idle_flush.count() > 0;
+        // A deadline held back (a batch in the network thread's hands, or datagrams waiting in
+        // the socket): looked at again then, without spinning.
+        auto retry = Clock::time_point::min();
         while (true) {
-            if (queue.pop(packet, std::max(wait, std::chrono::milliseconds(1)))) {
+            // Wake up for the next deadline, the idle flush, or at least every 20 ms.
+            auto wake = Clock::now() + std::chrono::milliseconds(20);
+            if (runner->window_open()) {
+                if (o.deadlines) wake = std::min(wake, std::max(runner->next_deadline(), retry));
+                if (idle) wake = std::min(wake, last_event + o.idle_flush);
+            }
+            if (queue.pop_until(packet, wake)) {
                 if (!o.simulate) {
                     discarded.fetch_add(packet.events.size(), std::memory_order_relaxed);
                     continue;
@@ -615,17 +733,29 @@ struct StreamServer::Impl {
                 last_event = Clock::now();
                 continue;
             }
-            if (queue.closed() && queue.counts().depth_packets.load() == 0) break;
-            if (runner->window_open() && Clock::now() - last_event >= o.idle_flush)
-                busy([&] { runner->flush(); });
+            if (queue.closed() && queue.empty()) break;
+            if (!runner->window_open()) continue;
+            // The queue is empty: every event received so far has been added, except a batch
+            // the network thread holds and datagrams it has not read yet (the deadlines wait for
+            // both: the network thread may be held up on a loaded machine).
+            const auto now = Clock::now();
+            if (o.deadlines && runner->next_deadline() <= now) {
+                auto until = now;
+                const auto batch = in_flight.load();
+                if (batch != kNoBatch)
+                    until = std::min(now, Clock::time_point(Clock::duration(batch)));
+                if (udp_pending()) until = Clock::time_point::min();
+                if (until < now) retry = now + std::chrono::microseconds(200);
+                if (runner->next_deadline() <= until) busy([&] { runner->advance(until); });
+            }
+            if (idle && runner->window_open() && now - last_event >= o.idle_flush)
+                busy([&] { runner->flush(last_event + o.idle_flush); });
         }
         busy([&] { runner->flush(); });
+        if (pending_fd >= 0) ::close(pending_fd);
+        pending_fd = -1;
         auto s = stats_json("summary");
-        {
-            std::lock_guard lock(latency_mutex);
-            s["latency_ms_median"] = percentile(latencies_ms, 0.5);
-            s["latency_ms_p99"] = percentile(latencies_ms, 0.99);
-        }
+        add_latency_summary(s);
         summary = s.dump();
         emit_json(summary);
         note(stats_note(s));
@@ -665,6 +795,7 @@ StreamServer::~StreamServer() {
         impl_->queue.close();
         impl_->sim_thread.join();
     }
+    if (impl_->pending_fd >= 0) ::close(impl_->pending_fd);  // start() failed after open_udp
 }
 
 BoundPorts StreamServer::start(bool handle_signals) {
@@ -728,6 +859,9 @@ BoundPorts StreamServer::start(bool handle_signals) {
                      {"dt_us", m.o.window.dt_us},
                      {"window_steps", m.runner->options().window_steps},
                      {"continuous", m.o.window.continuous},
+                     {"deadlines", m.o.deadlines},
+                     {"grace_us", m.o.window.grace_us},
+                     {"idle_flush_ms", m.o.idle_flush.count()},
                      {"sensor", {f.sensor.width, f.sensor.height}},
                      {"crop", {f.crop_x, f.crop_y, f.crop_width, f.crop_height}},
                      {"input", {f.out_width, f.out_height}},

@@ -3,17 +3,47 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "evformer/error.hpp"
 
 namespace evformer::stream {
 
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t wall_us(Clock::time_point t) noexcept {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+const char* window_close_name(WindowClose c) noexcept {
+    switch (c) {
+        case WindowClose::event:
+            return "event";
+        case WindowClose::deadline:
+            return "deadline";
+        case WindowClose::flush:
+            return "flush";
+    }
+    return "event";
+}
+
 WindowRunner::WindowRunner(const sim::Network& net, WindowOptions options, Emit emit)
-    : net_(net), o_(std::move(options)), emit_(std::move(emit)), simulator_(net), map_(o_.frames) {
+    : net_(net),
+      o_(std::move(options)),
+      emit_(std::move(emit)),
+      simulator_(net),
+      map_(o_.frames),
+      clock_(o_.grace_us) {
     if (o_.window_steps == 0) o_.window_steps = net.time_steps;
     if (o_.dt_us < 1)
         throw ConfigError(fmt::format("--dt {} us: a bin lasts at least 1 us", o_.dt_us));
+    if (o_.grace_us < 0)
+        throw ConfigError(fmt::format("--grace-us {}: expected a grace >= 0 us", o_.grace_us));
     const auto& input = net.input_shape();
     if (input.channels != 2)
         throw ConfigError(
@@ -43,6 +73,9 @@ void WindowRunner::add(std::span<const io::Event> events,
     const auto window = static_cast<std::int64_t>(o_.window_steps);
     // Counted locally and published once per call (the statistics read them from another thread).
     std::uint64_t outside = 0, crop = 0, late = 0, accepted = 0;
+    // The event-time span of the packet's accepted (and recently late) events, for the clock.
+    std::int64_t t_min = std::numeric_limits<std::int64_t>::max(),
+                 t_max = std::numeric_limits<std::int64_t>::min();
     for (const auto& e : events) {
         if (e.x >= sw || e.y >= sh) {
             ++outside;
@@ -65,15 +98,20 @@ void WindowRunner::add(std::span<const io::Event> events,
                 continue;
             }
             const std::int64_t bin = rel / o_.dt_us;
-            if (bin < (open_ ? current_bin_ : next_free_bin_)) {
+            const std::int64_t first_open = open_ ? current_bin_ : next_free_bin_;
+            if (bin < first_open) {
                 ++late;
+                // Late by less than a window: the sender held it back that long, the clock
+                // learns it (later ones are another time base, or garbage).
+                if (first_open - bin <= window) {
+                    t_min = std::min(t_min, e.t);
+                    t_max = std::max(t_max, e.t);
+                }
                 continue;
             }
-            if (open_ && bin >= (window_ + 1) * window) close_window();
+            if (open_ && bin >= (window_ + 1) * window) close_window(WindowClose::event, arrival);
             if (!open_) open_window(bin);
             while (current_bin_ < bin) step_current();
-            bin_lo_ = t0_ + current_bin_ * o_.dt_us;
-            bin_hi_ = bin_lo_ + o_.dt_us;
         }
         const std::uint32_t index =
             (e.p ? static_cast<std::uint32_t>(plane_) : 0u) + static_cast<std::uint32_t>(row + col);
@@ -83,8 +121,15 @@ void WindowRunner::add(std::span<const io::Event> events,
         ++window_events_;
         ++accepted;
         last_t_ = e.t;
+        t_min = std::min(t_min, e.t);
+        t_max = std::max(t_max, e.t);
     }
     if (accepted) last_arrival_ = arrival;
+    if (t_min <= t_max) {
+        clock_.observe(wall_us(arrival), t_min, t_max);
+        counters_.deadline_after_end_us.store(std::max(clock_.grace_us(), clock_.hold_us()),
+                                              std::memory_order_relaxed);
+    }
     counters_.dropped_outside.fetch_add(outside, std::memory_order_relaxed);
     counters_.outside_crop.fetch_add(crop, std::memory_order_relaxed);
     counters_.dropped_late.fetch_add(late, std::memory_order_relaxed);
@@ -102,6 +147,8 @@ void WindowRunner::open_window(std::int64_t bin) {
     simulator_.begin(o_.continuous && ran_window_);
     window_ = w;
     current_bin_ = w * window;
+    bin_lo_ = t0_ + current_bin_ * o_.dt_us;
+    bin_hi_ = bin_lo_ + o_.dt_us;
     window_events_ = 0;
     open_ = true;
 }
@@ -120,20 +167,29 @@ void WindowRunner::step_current() {
     simulator_.step_events(input_);
     counters_.steps.fetch_add(1, std::memory_order_relaxed);
     ++current_bin_;
+    bin_lo_ = t0_ + current_bin_ * o_.dt_us;
+    bin_hi_ = bin_lo_ + o_.dt_us;
 }
 
-void WindowRunner::close_window() {
+void WindowRunner::close_window(WindowClose by, Clock::time_point ready) {
+    const auto closing = Clock::now();
     const auto window = static_cast<std::int64_t>(o_.window_steps);
     while (current_bin_ < (window_ + 1) * window) step_current();
     WindowResult w;
     w.result = simulator_.finish();
+    w.closed_by = by;
+    w.last_arrival = last_arrival_;
+    w.ready = ready;
+    w.closing = closing;
     w.index = static_cast<std::uint64_t>(window_);
     w.t_start_us = t0_ + window_ * window * o_.dt_us;
     w.t_end_us = w.t_start_us + window * o_.dt_us;
     w.events_in = window_events_;
     w.t_last_us = last_t_;
-    w.latency_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_arrival_).count();
+    const auto done = Clock::now();
+    w.close_s = std::chrono::duration<double>(done - closing).count();
+    w.latency_s = std::chrono::duration<double>(done - last_arrival_).count();
+    w.server_s = std::chrono::duration<double>(done - std::min(ready, done)).count();
     open_ = false;
     bin_lo_ = bin_hi_ = 0;
     ran_window_ = true;
@@ -142,8 +198,35 @@ void WindowRunner::close_window() {
     emit_(std::move(w));
 }
 
-void WindowRunner::flush() {
-    if (open_) close_window();
+void WindowRunner::flush(Clock::time_point ready) {
+    if (open_)
+        close_window(WindowClose::flush, ready == Clock::time_point{} ? Clock::now() : ready);
+}
+
+Clock::time_point WindowRunner::next_deadline() const noexcept {
+    if (!open_ || !clock_.known()) return Clock::time_point::max();
+    const std::int64_t due = clock_.deadline_us(bin_hi_);
+    // Beyond what the clock can represent: never.
+    if (due >= wall_us(Clock::time_point::max()) - 1) return Clock::time_point::max();
+    return Clock::time_point(std::chrono::microseconds(due));
+}
+
+std::size_t WindowRunner::advance(Clock::time_point now) {
+    const auto window = static_cast<std::int64_t>(o_.window_steps);
+    std::size_t closed = 0;
+    while (open_) {
+        const auto due = next_deadline();
+        if (due > now) break;
+        counters_.deadline_steps.fetch_add(1, std::memory_order_relaxed);
+        if (current_bin_ + 1 == (window_ + 1) * window) {
+            counters_.deadline_windows.fetch_add(1, std::memory_order_relaxed);
+            close_window(WindowClose::deadline, due);
+            ++closed;
+        } else {
+            step_current();
+        }
+    }
+    return closed;
 }
 
 std::string window_json(const WindowResult& w, const std::vector<sim::LayerInfo>& layers,
@@ -175,6 +258,8 @@ std::string window_json(const WindowResult& w, const std::vector<sim::LayerInfo>
               {"spikes", total.spikes},
               {"energy_mj", energy.millijoules(double(total.sops), double(total.macs))},
               {"latency_ms", w.latency_s * 1e3},
+              {"closed_by", window_close_name(w.closed_by)},
+              {"server_ms", w.server_s * 1e3},
               {"layers", per_layer}};
     return j.dump();
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "evformer/error.hpp"
@@ -34,6 +35,13 @@ void store_le32(std::uint8_t* p, std::uint32_t v) noexcept {
 
 constexpr std::uint32_t kNoTimestamp = 0x80000000u;
 
+// Room for `more` events after the current ones, growing geometrically (reserve() alone would
+// reallocate on every datagram of a batch).
+void make_room(std::vector<io::Event>& out, std::size_t more) {
+    const std::size_t need = out.size() + more;
+    if (need > out.capacity()) out.reserve(std::max(need, 2 * out.capacity()));
+}
+
 DatagramResult decode_spif(std::span<const std::uint8_t> d, std::int64_t arrival_us,
                            TimeUnwrap& clock, std::vector<io::Event>& out) {
     DatagramResult r;
@@ -43,9 +51,11 @@ DatagramResult decode_spif(std::span<const std::uint8_t> d, std::int64_t arrival
     }
     const std::size_t words = d.size() / 4, first = out.size();
     const std::uint8_t* p = d.data();
-    out.resize(first + words);  // at most one event per word
-    io::Event* e = out.data() + first;
-    std::size_t n = 0;
+    // reserve + push_back: no zero-filling of events written right after (twice as fast as
+    // resize + store); the clock works on a copy kept in registers (a malformed datagram leaves
+    // it untouched).
+    make_room(out, words);  // at most one event per word
+    TimeUnwrap unwrap = clock;
     for (std::size_t i = 0; i < words; ++i) {
         const std::uint32_t w = load32(p + 4 * i);
         std::int64_t t;
@@ -59,14 +69,14 @@ DatagramResult decode_spif(std::span<const std::uint8_t> d, std::int64_t arrival
                 bad.malformed = true;
                 return bad;
             }
-            t = clock(load32(p + 4 * ++i));
+            t = unwrap(load32(p + 4 * ++i));
         }
-        e[n++] = io::Event{t, static_cast<std::uint16_t>((w >> 16) & 0x7FFF),
-                           static_cast<std::uint16_t>(w & 0x7FFF),
-                           static_cast<std::uint8_t>((w >> 15) & 1)};
+        out.push_back(io::Event{t, static_cast<std::uint16_t>((w >> 16) & 0x7FFF),
+                                static_cast<std::uint16_t>(w & 0x7FFF),
+                                static_cast<std::uint8_t>((w >> 15) & 1)});
     }
-    out.resize(first + n);
-    r.events = n;
+    clock = unwrap;
+    r.events = out.size() - first;
     return r;
 }
 
@@ -77,7 +87,7 @@ DatagramResult decode_t64(std::span<const std::uint8_t> d, std::vector<io::Event
         return r;
     }
     const std::size_t records = d.size() / 13;
-    out.reserve(out.size() + records);
+    make_room(out, records);
     for (std::size_t i = 0; i < records; ++i) {
         const std::uint8_t* p = d.data() + 13 * i;
         const std::uint8_t on = p[12];
@@ -105,7 +115,7 @@ DatagramResult decode_t32(std::span<const std::uint8_t> d, TimeUnwrap& clock,
         return r;
     }
     const std::size_t records = d.size() / 8;
-    out.reserve(out.size() + records);
+    make_room(out, records);
     for (std::size_t i = 0; i < records; ++i) {
         const std::uint8_t* p = d.data() + 8 * i;
         const std::uint16_t yon = load_le16(p + 6);

@@ -9,20 +9,29 @@
 //     bins), also compressed in time to about 1 M events/s: real-time factor = event time /
 //     simulation time, beside the offline engine
 //     (Simulator::run_events on the same windows, pre-binned) — the stream's binning overhead.
-//  3. Window latency over loopback: the shipped recordings replayed at their pace, 10x and 30x
-//     into a running server; median and 99th percentile from the arrival of a window's last event
-//     to its result.
+//  3. Window latency over loopback: the shipped recordings replayed into a running server at their
+//     pace (back to back, and with a silent window after each so that windows close by their
+//     deadline; once more without deadlines), compressed in time to ~1 M events/s at its pace,
+//     and replayed 10x and 30x; median and 99th percentile from the arrival of a window's last
+//     event to its result, and the server's share (from the moment the window could be closed),
+//     with the parts (wait, hand-off, closing, JSON, output).
 // Boost 1.74's Asio uses std::exchange without including <utility> (fails with GCC 12, C++20).
 #include <utility>
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -50,6 +59,7 @@ struct BenchStreamOptions {
     std::uint64_t events = 20'000'000;
     std::int64_t dt_us = 20000;
     double latency_seconds = 6;
+    std::int64_t grace_us = -1;  // -1: the server's default
     std::vector<std::string> parts{"receive", "simulation", "latency"};
     std::string json;
 };
@@ -69,9 +79,9 @@ struct TempDir {
 };
 
 // The shipped N-MNIST recordings as one stream: recording k starts one window (16 bins) after
-// recording k − 1, repeated until `count` events.
+// recording k − 1, repeated until `count` events (with `whole`: until the end of that recording).
 std::vector<io::Event> nmnist_stream(const std::string& folder, std::int64_t window_us,
-                                     std::uint64_t count) {
+                                     std::uint64_t count, bool whole = false) {
     io::EventDatasetOptions o;
     const auto ds = io::open_event_dataset(folder, o);
     std::vector<io::Event> out;
@@ -84,8 +94,9 @@ std::vector<io::Event> nmnist_stream(const std::string& folder, std::int64_t win
             for (auto& e : ev) {
                 e.t += shift;
                 out.push_back(e);
-                if (out.size() == count) return out;
+                if (out.size() == count && !whole) return out;
             }
+            if (out.size() >= count) return out;
             start += window_us;
         }
     }
@@ -186,6 +197,76 @@ RawResult raw_receive(int fd, std::uint64_t expected) {
     return r;
 }
 
+double cpu_seconds(int who) {
+    rusage u{};
+    getrusage(who, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+// The bench's own sender: SPIF datagrams encoded once in memory and sent with sendmmsg in batches
+// of 64, flat out or paced at `rate` events/s, so that the receive path is measured with a sender
+// that costs only its system calls (no file reading, no encoding). Its CPU time is its thread's.
+struct MemSend {
+    std::uint64_t events = 0, datagrams = 0, refused = 0;
+    double seconds = 0, cpu_s = 0;
+    double rate() const { return seconds > 0 ? double(events) / seconds : 0; }
+};
+MemSend send_datagrams(const std::vector<std::uint8_t>& bytes, std::size_t datagram, int port,
+                       double rate, std::uint64_t limit_events) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int sndbuf = 4 << 20;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+        ::close(fd);
+        throw NetworkError("bench stream: cannot connect a UDP socket to the loopback");
+    }
+    const std::size_t per = datagram / 8;
+    std::size_t total = bytes.size() / datagram;
+    if (limit_events) total = std::min<std::size_t>(total, (limit_events + per - 1) / per);
+    constexpr std::size_t batch = 64;
+    std::array<mmsghdr, batch> msgs{};
+    std::array<iovec, batch> iov{};
+    MemSend r;
+    const double cpu0 = cpu_seconds(RUSAGE_THREAD);
+    const auto start = Clock::now();
+    for (std::size_t i = 0; i < total;) {
+        const std::size_t n = std::min(batch, total - i);
+        if (rate > 0) {  // the batch goes out when its last datagram is due
+            const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                                         double((i + n) * per) / rate * 1e9));
+            if (due > Clock::now()) std::this_thread::sleep_until(due);
+        }
+        for (std::size_t k = 0; k < n; ++k) {
+            iov[k] = {const_cast<std::uint8_t*>(bytes.data() + (i + k) * datagram), datagram};
+            msgs[k].msg_hdr.msg_iov = &iov[k];
+            msgs[k].msg_hdr.msg_iovlen = 1;
+        }
+        std::size_t done = 0;
+        while (done < n) {
+            const int m = ::sendmmsg(fd, msgs.data() + done, static_cast<unsigned>(n - done), 0);
+            if (m < 0) {
+                if (errno == EINTR) continue;
+                ++r.refused;  // nobody listening: that datagram is lost
+                ++done;
+                continue;
+            }
+            done += std::size_t(m);
+        }
+        i += n;
+        r.datagrams += n;
+        r.events += n * per;
+    }
+    r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    r.cpu_s = cpu_seconds(RUSAGE_THREAD) - cpu0;
+    ::close(fd);
+    return r;
+}
+
 void bench(const BenchStreamOptions& opt) {
     check_distinct_files({{"model", opt.model}}, {{"--json", opt.json}});
     prepare_outputs({{"--json", opt.json}});
@@ -227,17 +308,18 @@ void bench(const BenchStreamOptions& opt) {
         const auto ev = nmnist_stream(nmnist, window_us, opt.events);
         const auto file = tmp.path / "stream.raw";
         io::write_event_file(file, ev, "evt2", wo);
-        const double own_rate = double(ev.size()) / std::max(span_s(ev), 1e-9);
-        auto send_to = [&](int port, double speed, std::uint64_t limit = 0) {
-            return send_file(file, port, speed, limit);
-        };
-        auto ours = [&](double speed, std::uint64_t limit = 0) {
+        // The server's receiver (simulation off) fed by `sender`; its CPU time is the process's
+        // minus the sender's thread's (the main thread sleeps).
+        auto ours = [&](auto&& sender) {
             auto so = server_options(spec, opt.dt_us);
             so.simulate = false;
             RunningServer s(net, so);
-            const auto sent = send_to(s.ports.udp, speed, limit);
+            const double cpu0 = cpu_seconds(RUSAGE_SELF);
+            const auto sent = sender(s.ports.udp);
             std::this_thread::sleep_for(std::chrono::milliseconds(300));
             auto sum = s.finish();
+            // NaN when the sender's share is not known (`stream send` runs in this thread).
+            const double server_cpu = cpu_seconds(RUSAGE_SELF) - cpu0 - sent.cpu_s;
             const std::uint64_t got = sum["received"];
             const std::uint64_t lost = sent.events - got;
             return json{{"offered_events_per_s", sent.rate()},
@@ -246,7 +328,31 @@ void bench(const BenchStreamOptions& opt) {
                         {"lost", lost},
                         {"dropped_kernel_datagrams", sum["dropped_kernel_datagrams"]},
                         {"dropped_queue_events", sum["dropped_queue_events"]},
-                        {"received_events_per_s", double(got) / sent.seconds}};
+                        {"received_events_per_s", double(got) / sent.seconds},
+                        {"sender_cpu_s", sent.cpu_s},
+                        {"server_cpu_s", server_cpu},
+                        {"server_ns_per_event",
+                         server_cpu * 1e9 / double(std::max<std::uint64_t>(got, 1))}};
+        };
+        // `stream send` as users run it (reads the EVT 2.0 file, encodes, sendmmsg).
+        auto recording = [&](double speed) {
+            return [&, speed](int port) {
+                const auto r = send_file(file, port, speed);
+                MemSend m;
+                m.events = r.events;
+                m.seconds = r.seconds;
+                m.cpu_s = std::nan("");  // the sender's share is not known here
+                return m;
+            };
+        };
+        std::vector<std::uint8_t> bytes;
+        auto memory = [&](double rate, std::uint64_t limit = 0) {
+            return [&, rate, limit](int port) {
+                MemSend m;
+                std::thread t([&] { m = send_datagrams(bytes, datagram, port, rate, limit); });
+                t.join();
+                return m;
+            };
         };
         auto raw = [&] {
             boost::asio::io_context io;
@@ -259,8 +365,9 @@ void bench(const BenchStreamOptions& opt) {
             const timeval wait{0, 100000};  // the receive timeout of the blocking baseline
             ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
             RawResult rr;
-            std::thread rx([&] { rr = raw_receive(fd, ev.size()); });
-            const auto sent = send_to(sock.local_endpoint().port(), 0);
+            const std::uint64_t expected = bytes.size() / datagram * (datagram / 8);
+            std::thread rx([&] { rr = raw_receive(fd, expected); });
+            const auto sent = memory(0)(sock.local_endpoint().port());
             rx.join();
             return json{{"sent", sent.events},
                         {"received", rr.events},
@@ -271,24 +378,42 @@ void bench(const BenchStreamOptions& opt) {
         };
         json receive = json::array();
         double best_any = 0;
-        for (std::size_t bytes : {std::size_t{512}, std::size_t{8192}}) {
-            datagram = bytes;
-            say(fmt::format(" datagrams of {} bytes ({} events):\n", bytes, bytes / 8));
-            json max_ours = ours(0), max_raw = raw();
+        for (std::size_t size : {std::size_t{512}, std::size_t{8192}}) {
+            datagram = size;
+            // The datagrams, encoded once (whole datagrams only).
+            const std::size_t per = size / 8, n = ev.size() / per;
+            bytes.assign(n * size, 0);
+            stream::encode_records(stream::UdpFormat::spif, true, std::span(ev).first(n * per),
+                                   bytes.data());
+            say(fmt::format(" datagrams of {} bytes ({} events):\n", size, per));
+            json max_ours = ours(memory(0)), max_raw = raw(), max_file = ours(recording(0));
+            auto line = [&](const char* what, const json& r) {
+                say(fmt::format(
+                    "  {}: {:.2f} M ev/s received ({} of {} lost); server CPU {:.1f} ns/event "
+                    "= {:.1f} M ev/s per core\n",
+                    what, r["received_events_per_s"].get<double>() / 1e6,
+                    r["lost"].get<std::uint64_t>(), r["sent"].get<std::uint64_t>(),
+                    r["server_ns_per_event"].get<double>(),
+                    1e3 / std::max(r["server_ns_per_event"].get<double>(), 1e-9)));
+            };
+            line("in-memory sender flat out", max_ours);
+            say(
+                fmt::format("  bare recvmmsg loop, same sender: {:.2f} M ev/s ({} lost); "
+                            "server/bare {:.2f}x\n",
+                            max_raw["received_events_per_s"].get<double>() / 1e6,
+                            max_raw["lost"].get<std::uint64_t>(),
+                            max_ours["received_events_per_s"].get<double>() /
+                                std::max(max_raw["received_events_per_s"].get<double>(), 1.0)));
             say(fmt::format(
-                "  as fast as the sender goes: server receiver {:.2f} M ev/s received ({} of {} "
-                "lost), bare recvmmsg loop {:.2f} M ev/s ({} lost); ratio {:.2f}x\n",
-                max_ours["received_events_per_s"].get<double>() / 1e6,
-                max_ours["lost"].get<std::uint64_t>(), max_ours["sent"].get<std::uint64_t>(),
-                max_raw["received_events_per_s"].get<double>() / 1e6,
-                max_raw["lost"].get<std::uint64_t>(),
-                max_ours["received_events_per_s"].get<double>() /
-                    std::max(max_raw["received_events_per_s"].get<double>(), 1.0)));
+                "  `stream send` (reads the EVT 2.0 file, encodes) flat out: {:.2f} M "
+                "ev/s received ({} of {} lost)\n",
+                max_file["received_events_per_s"].get<double>() / 1e6,
+                max_file["lost"].get<std::uint64_t>(), max_file["sent"].get<std::uint64_t>()));
             json paced = json::array();
             double best = 0;
-            for (double target : {2e6, 5e6, 10e6, 20e6, 30e6, 40e6}) {
-                auto r = ours(target / own_rate,
-                              std::min<std::uint64_t>(ev.size(), std::uint64_t(target * 1.5)));
+            for (double target : {2e6, 5e6, 10e6, 20e6, 30e6, 40e6, 60e6}) {
+                auto r = ours(memory(
+                    target, std::min<std::uint64_t>(ev.size(), std::uint64_t(target * 1.5))));
                 r["target_events_per_s"] = target;
                 const bool clean = r["lost"].get<std::uint64_t>() == 0;
                 say(fmt::format(
@@ -303,9 +428,10 @@ void bench(const BenchStreamOptions& opt) {
             }
             say(fmt::format("  highest rate received without a drop: {:.2f} M ev/s\n", best / 1e6));
             best_any = std::max(best_any, best);
-            receive.push_back({{"datagram_bytes", bytes},
+            receive.push_back({{"datagram_bytes", size},
                                {"as_fast_as_possible", max_ours},
                                {"baseline_raw_recvmmsg", max_raw},
+                               {"stream_send_flat_out", max_file},
                                {"paced", paced},
                                {"max_events_per_s_without_drops", best}});
         }
@@ -428,44 +554,113 @@ void bench(const BenchStreamOptions& opt) {
     // ---- 3. window latency ---------------------------------------------------------------------
     if (wanted("latency")) {
         json lat = json::array();
-        for (double speed : {1.0, 10.0, 30.0}) {
-            const auto events = nmnist_stream(
-                nmnist, window_us,
-                std::uint64_t(opt.latency_seconds * speed * 12'600));  // N-MNIST: ~12.6 k ev/s
-            const auto f = tmp.path / fmt::format("latency-{}.raw", speed);
+        struct Run {
+            std::string name;
+            std::int64_t spacing;  // windows from one recording's start to the next
+            double compress;       // event time divided by this (1: the recordings' own rate)
+            double speed;          // the sender's pace
+            int idle_flush_ms;     // 0: off
+            bool deadlines;
+        };
+        const std::vector<Run> runs{
+            {"N-MNIST 1x (12 k ev/s), back to back", 1, 1, 1, 0, true},
+            {"N-MNIST 1x, a silent window after each", 2, 1, 1, 0, true},
+            {"the same without deadlines (idle flush 50 ms)", 2, 1, 1, 50, false},
+            {"N-MNIST compressed 83x (~1 M ev/s), 1x", 1, 83, 1, 0, true},
+            {"N-MNIST replayed 10x (idle flush 50 ms)", 1, 1, 10, 50, true},
+            {"N-MNIST replayed 30x (idle flush 50 ms)", 1, 1, 30, 50, true},
+        };
+        for (const auto& run : runs) {
+            const double rate = 12'600 * run.compress * run.speed;  // events per wall second
+            // Whole recordings: the last window ends in its recording's silence like the others.
+            auto events = nmnist_stream(nmnist, window_us * run.spacing,
+                                        std::uint64_t(opt.latency_seconds * rate), true);
+            if (run.compress != 1)
+                for (auto& e : events) e.t = std::int64_t(double(e.t) / run.compress);
+            const auto f = tmp.path / "latency.raw";
             io::write_event_file(f, events, "evt2", wo);
             auto so = server_options(spec, opt.dt_us);
-            so.idle_flush = std::chrono::milliseconds(50);
+            so.idle_flush = std::chrono::milliseconds(run.idle_flush_ms);
+            so.deadlines = run.deadlines;
+            if (opt.grace_us >= 0) so.window.grace_us = opt.grace_us;
             RunningServer s(net, so);
             datagram = 512;
-            const auto sent = send_file(f, s.ports.udp, speed);
-            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            const auto sent = send_file(f, s.ports.udp, run.speed);
+            // Long enough for the last window's deadline (a window + its grace) or idle flush.
+            std::this_thread::sleep_for(std::chrono::microseconds(window_us) +
+                                        std::chrono::milliseconds(300));
             auto sum = s.finish();
-            auto windows = s.windows();
-            std::vector<double> l;
-            for (const auto& w : windows) l.push_back(w["latency_ms"].get<double>());
-            // The last window closes by the idle flush, not by a later event: reported apart.
-            const double last = l.empty() ? 0 : l.back();
-            if (!l.empty()) l.pop_back();
-            std::sort(l.begin(), l.end());
-            auto pct = [&](double q) {
-                return l.empty() ? 0.0 : l[std::size_t(q * double(l.size() - 1) + 0.5)];
+            const auto windows = s.windows();
+            // Per closing (event, deadline, flush), and all together; windows closed when the
+            // server stopped (none, normally) are left out. After the window's end: the latency
+            // less the silence between the window's last event and its end (event time at the
+            // sender's pace).
+            struct Figures {
+                std::vector<double> latency, after, server;
             };
-            json j = {{"speed", speed},
+            std::map<std::string, Figures> by;
+            for (const auto& w : windows) {
+                const std::string c = w["closed_by"];
+                if (c == "flush" && !run.idle_flush_ms) continue;
+                const double silence_ms = double(w["t_end_us"].get<std::int64_t>() -
+                                                 w["t_last_event_us"].get<std::int64_t>()) *
+                                          1e-3 / run.speed;
+                for (auto* fig : {&by[c], &by["all"]}) {
+                    fig->latency.push_back(w["latency_ms"].get<double>());
+                    fig->after.push_back(w["latency_ms"].get<double>() - silence_ms);
+                    fig->server.push_back(w["server_ms"].get<double>());
+                }
+            }
+            auto pct = [](std::vector<double> v, double q) {
+                if (v.empty()) return 0.0;
+                std::sort(v.begin(), v.end());
+                return v[std::size_t(q * double(v.size() - 1) + 0.5)];
+            };
+            auto stats = [&](const std::vector<double>& v) {
+                return json{{"median", pct(v, 0.5)}, {"p99", pct(v, 0.99)}, {"max", pct(v, 1)}};
+            };
+            json closings = json::object();
+            for (const auto& [c, fig] : by)
+                closings[c] = {{"windows", fig.latency.size()},
+                               {"latency_ms", stats(fig.latency)},
+                               {"after_end_ms", stats(fig.after)},
+                               {"server_ms", stats(fig.server)}};
+            json j = {{"name", run.name},
+                      {"speed", run.speed},
+                      {"events_per_s", sent.rate()},
+                      {"deadlines", run.deadlines},
+                      {"idle_flush_ms", run.idle_flush_ms},
                       {"events", sent.events},
                       {"received", sum["received"]},
+                      {"dropped_late", sum["dropped_late"]},
                       {"windows", windows.size()},
-                      {"latency_ms_median", pct(0.5)},
-                      {"latency_ms_p99", pct(0.99)},
-                      {"latency_ms_max", l.empty() ? 0.0 : l.back()},
-                      {"last_window_latency_ms", last},
+                      {"by_closing", closings},
+                      {"latency_parts_ms", sum["latency_parts_ms"]},
+                      {"deadline_after_end_us", sum["deadline_after_end_us"]},
                       {"realtime_factor", sum["realtime_factor"]}};
-            say(
-                fmt::format("latency, replay at {}x over loopback: {} windows, median {:.3f} ms, "
-                            "p99 {:.3f} ms, max {:.3f} ms (last window, closed by the {} ms idle "
-                            "flush: {:.1f} ms); real-time factor {:.1f}x\n",
-                            speed, windows.size(), pct(0.5), pct(0.99), l.empty() ? 0.0 : l.back(),
-                            so.idle_flush.count(), last, sum["realtime_factor"].get<double>()));
+            say(fmt::format(
+                "latency, {}: {:.0f} ev/s, {} windows, {} late events; real-time "
+                "factor {:.1f}x\n",
+                run.name, sent.rate(), windows.size(), sum["dropped_late"].get<std::uint64_t>(),
+                sum["realtime_factor"].get<double>()));
+            for (const auto& [c, fig] : by)
+                say(fmt::format(
+                    "  {:>8} {:>4} windows, median / p99 / max ms: from the last event {:.2f} / "
+                    "{:.2f} / {:.2f}; after the window's end {:.2f} / {:.2f} / {:.2f}; server's "
+                    "share {:.2f} / {:.2f} / {:.2f}\n",
+                    c, fig.latency.size(), pct(fig.latency, 0.5), pct(fig.latency, 0.99),
+                    pct(fig.latency, 1), pct(fig.after, 0.5), pct(fig.after, 0.99),
+                    pct(fig.after, 1), pct(fig.server, 0.5), pct(fig.server, 0.99),
+                    pct(fig.server, 1)));
+            const auto& parts = sum["latency_parts_ms"];
+            say(fmt::format(
+                "  parts, median / p99 ms: wait {:.2f} / {:.2f}, hand-off {:.3f} / {:.3f}, "
+                "closing {:.3f} / {:.3f}, JSON {:.3f} / {:.3f}, output {:.3f} / {:.3f}\n",
+                parts["wait"]["median"].get<double>(), parts["wait"]["p99"].get<double>(),
+                parts["handoff"]["median"].get<double>(), parts["handoff"]["p99"].get<double>(),
+                parts["close"]["median"].get<double>(), parts["close"]["p99"].get<double>(),
+                parts["json"]["median"].get<double>(), parts["json"]["p99"].get<double>(),
+                parts["output"]["median"].get<double>(), parts["output"]["p99"].get<double>()));
             lat.push_back(j);
         }
         report["latency"] = lat;
@@ -488,6 +683,9 @@ const RegisterCommand reg("bench stream", [](CLI::App& app) {
     cmd->add_option("--latency-seconds", opt->latency_seconds,
                     "Event time replayed per latency run (default 6)")
         ->check(CLI::Range(0.5, 600.0));
+    cmd->add_option("--grace-us", opt->grace_us,
+                    "Latency runs: the servers' --grace-us (default: the server's default)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{10'000'000}));
     cmd->add_option("--parts", opt->parts,
                     "Which measurements: receive, simulation, latency (default all)")
         ->check(CLI::IsMember({"receive", "simulation", "latency"}));

@@ -59,6 +59,8 @@ struct ServeOptions {
     std::string sensor;
     std::size_t queue_events = std::size_t{1} << 22;
     int idle_flush_ms = 50;
+    std::int64_t grace_us = 3000;
+    bool no_deadline = false;
     double stats_interval = 1.0;
     std::size_t max_peers = 16;
     std::size_t publish_buffer = std::size_t{1} << 20;
@@ -86,12 +88,14 @@ void serve(const ServeOptions& opt) {
     so.subscriber_buffer = opt.publish_buffer;
     so.queue_events = opt.queue_events;
     so.idle_flush = std::chrono::milliseconds(opt.idle_flush_ms);
+    so.deadlines = !opt.no_deadline;
     so.stats_interval_s = opt.stats_interval;
     so.energy = energy;
     auto& w = so.window;
     w.dt_us = opt.dt_us;
     w.window_steps = opt.window;
     w.continuous = opt.continuous;
+    w.grace_us = opt.grace_us;
     auto& f = w.frames;
     f.frames = spec.time_steps;
     f.crop_x = spec.input_crop[0];
@@ -250,8 +254,16 @@ const RegisterCommand reg("stream", [](CLI::App& app) {
         ->check(count_in(1, 1u << 30));
     serve_cmd
         ->add_option("--idle-flush-ms", so->idle_flush_ms,
-                     "Close a window after this long without events (default 50)")
-        ->check(CLI::Range(1, 3600000));
+                     "Close a window after this long without events (default 50; 0 = never)")
+        ->check(CLI::Range(0, 3600000));
+    serve_cmd
+        ->add_option("--grace-us", so->grace_us,
+                     "Close each bin (and window) once the wall clock is this far past its end, "
+                     "mapped from the arrivals, at least (default 3000); later events of it are "
+                     "late")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{3'600'000'000}));
+    serve_cmd->add_flag("--no-deadline", so->no_deadline,
+                        "Close bins and windows only on a later event or the idle flush");
     serve_cmd
         ->add_option("--stats-interval", so->stats_interval,
                      "Seconds between statistics lines (default 1; 0 = only at exit)")

@@ -239,3 +239,123 @@ TEST_CASE("the packet queue holds a bounded number of events and drops whole pac
     CHECK(q.counts().pushed_events == 15);
     CHECK(q.counts().pushed_events + q.counts().dropped_events == 28);
 }
+
+TEST_CASE(
+    "deadlines: bins and windows close once the wall clock passes their end + the grace; "
+    "later events of them are late") {
+    const auto spec = small_event_spec();  // T = 4
+    const auto net = m::build_network(m::random_weights(spec, 7));
+    auto o = options_for(spec, 1000, {8, 8});
+    o.grace_us = 300;
+    std::vector<st::WindowResult> windows;
+    st::WindowRunner runner(net, o, [&](st::WindowResult&& w) { windows.push_back(std::move(w)); });
+    CHECK(runner.next_deadline() == Clock::time_point::max());
+    // Event time t arrives at wall base + t (µs).
+    const Clock::time_point base =
+        std::chrono::time_point_cast<std::chrono::microseconds>(Clock::now());
+    auto at = [&](std::int64_t us) { return base + std::chrono::microseconds(us); };
+    const std::vector<io::Event> first{{10'000, 1, 1, 1}, {10'200, 2, 2, 0}};
+    runner.add(first, at(10'200));
+    REQUIRE(runner.window_open());
+    // Bin 0 is [10000, 11000): its deadline is 11000 + 300 on the stream's clock.
+    CHECK(runner.next_deadline() == at(11'300));
+    CHECK(runner.advance(at(11'299)) == 0);
+    CHECK(runner.counters().steps == 0);
+    CHECK(runner.advance(at(11'300)) == 0);  // bin 0 closed, the window goes on
+    CHECK(runner.counters().steps == 1);
+    CHECK(runner.counters().deadline_steps == 1);
+    CHECK(runner.next_deadline() == at(12'300));
+    // An event of bin 0 now is late; one of bin 1 is taken. The late one arrived 600 µs after its
+    // time: from now on the deadlines wait that long (more than the grace).
+    const std::vector<io::Event> second{{10'900, 3, 3, 1}, {11'500, 4, 4, 1}};
+    runner.add(second, at(11'500));
+    CHECK(runner.counters().dropped_late == 1);
+    CHECK(runner.counters().events_simulated == 3);
+    CHECK(runner.clock().hold_us() == 600);
+    CHECK(runner.counters().deadline_after_end_us == 600);
+    // Nothing more arrives: the window [10000, 14000) closes at 14600 with no later event.
+    CHECK(runner.advance(at(14'599)) == 0);
+    CHECK(windows.empty());
+    CHECK(runner.counters().steps == 3);  // bins 1 and 2 closed on the way
+    CHECK(runner.advance(at(14'600)) == 1);
+    REQUIRE(windows.size() == 1);
+    CHECK(windows[0].closed_by == st::WindowClose::deadline);
+    CHECK(windows[0].ready == at(14'600));
+    CHECK(windows[0].events_in == 3);
+    CHECK(windows[0].result.time_steps == 4);
+    CHECK(runner.counters().deadline_windows == 1);
+    CHECK_FALSE(runner.window_open());
+    CHECK(runner.next_deadline() == Clock::time_point::max());
+    // Late for the closed window; the next window opens with a later event.
+    const std::vector<io::Event> third{{13'999, 5, 5, 1}, {18'100, 6, 6, 0}};
+    runner.add(third, at(18'100));
+    CHECK(runner.counters().dropped_late == 2);
+    CHECK(runner.window_open());
+    runner.flush();
+    REQUIRE(windows.size() == 2);
+    CHECK(windows[1].closed_by == st::WindowClose::flush);
+    CHECK(windows[1].index == 2);  // [18000, 22000): window 1 had no event
+}
+
+TEST_CASE(
+    "deadlines at the stream's pace change nothing: each window still equals `evformer run`, "
+    "no event is late") {
+    const auto weights = m::load_weights((shipped / "models/nmnist-ssa-bin.h5").string());
+    const auto net = m::build_network(weights);
+    const std::size_t T = weights.spec.time_steps, K = 4;
+    const auto folder = (shipped / "data/nmnist_test100").string();
+    std::vector<std::vector<io::Event>> recordings;
+    std::int64_t longest = 0;
+    {
+        const auto first = m::sample_options(weights.spec, folder, "test", "number", K);
+        const auto ds = io::open_event_dataset(folder, first.dataset);
+        for (std::size_t i = 0; i < K; ++i) {
+            recordings.push_back(ds.load(ds.test[i]));
+            longest = std::max(longest, recordings.back().back().t - recordings.back().front().t);
+        }
+    }
+    const std::int64_t dt = longest / std::int64_t(T) + 1000;
+    const auto samples =
+        io::open_samples(m::sample_options(weights.spec, folder, "test", "duration", K, dt));
+    std::vector<st::WindowResult> windows;
+    auto o = options_for(weights.spec, dt, {34, 34});
+    o.grace_us = 1000;
+    st::WindowRunner runner(net, o, [&](st::WindowResult&& w) { windows.push_back(std::move(w)); });
+    // Recording k starts where window 2k starts (a silent window between): every window closes
+    // by its deadline. A paced sender: every millisecond of event time is one packet, arriving
+    // 1.5 ms after that millisecond ends; the runner is advanced to each arrival before the
+    // packet is added, and through the silences.
+    const std::int64_t t0 = 1'000'000;
+    const Clock::time_point base =
+        std::chrono::time_point_cast<std::chrono::microseconds>(Clock::now());
+    auto wall = [&](std::int64_t t) { return base + std::chrono::microseconds(t - t0 + 1500); };
+    for (std::size_t k = 0; k < K; ++k) {
+        auto events = recordings[k];
+        const std::int64_t shift = t0 + std::int64_t(2 * k * T) * dt - events.front().t;
+        for (auto& e : events) e.t += shift;
+        for (std::size_t at = 0; at < events.size();) {
+            const std::int64_t slot_end = events[at].t / 1000 * 1000 + 1000;
+            std::size_t end = at;
+            while (end < events.size() && events[end].t < slot_end) ++end;
+            runner.advance(wall(slot_end));
+            runner.add(std::span(events).subspan(at, end - at), wall(slot_end));
+            at = end;
+        }
+        // Silence until the next recording: the wall clock moves on.
+        const std::int64_t next = t0 + std::int64_t(2 * (k + 1) * T) * dt;
+        for (std::int64_t t = events.back().t; t < next; t += dt / 4) runner.advance(wall(t));
+    }
+    REQUIRE(windows.size() == K);
+    CHECK(runner.counters().dropped_late == 0);
+    CHECK(runner.counters().deadline_windows == K);
+    sim::Simulator simulator(net);
+    for (std::size_t k = 0; k < K; ++k) {
+        CAPTURE(k);
+        const auto offline = simulator.run_events(m::engine_events(samples->events(k)));
+        CHECK(windows[k].closed_by == st::WindowClose::deadline);
+        CHECK(windows[k].index == 2 * k);
+        CHECK(windows[k].events_in == recordings[k].size());
+        CHECK(windows[k].result.counts == offline.counts);
+        CHECK(windows[k].result.logits == offline.logits);
+    }
+}

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "evformer/io/aedat4.hpp"
@@ -128,6 +129,44 @@ std::uint64_t u(const json& j, const char* key) {
     return j.at(key).get<std::uint64_t>();
 }
 
+// Each window line equals `evformer run` on recording k alone (the same events binned the same
+// way): its events, prediction and per-layer SOPs. Returns the windows' SOP total.
+std::uint64_t check_windows_equal_run(const ScratchDir& dir,
+                                      const std::vector<std::vector<io::Event>>& recs,
+                                      const std::vector<json>& windows, std::int64_t dt) {
+    std::uint64_t sops = 0;
+    for (std::size_t k = 0; k < recs.size() && k < windows.size(); ++k) {
+        CAPTURE(k);
+        const auto& w = windows[k];
+        CHECK(u(w, "events_in") == recs[k].size());
+        std::uint64_t layer_sops = 0;
+        for (const auto& l : w["layers"]) layer_sops += l["sops"].get<std::uint64_t>();
+        CHECK(layer_sops == u(w, "sops"));
+        sops += u(w, "sops");
+        // The same events as a one-recording dataset, binned by duration, through `evformer run`:
+        // labelled with the stream's prediction, so run's accuracy is 100 % exactly when the
+        // predictions agree; and the per-layer SOPs are equal.
+        std::string name = "window-";
+        name += std::to_string(k);
+        const auto folder = dir / name;
+        fs::create_directories(folder);
+        write_h5(folder / "0.h5", recs[k]);
+        std::ofstream(folder / "labels.txt") << "0 " << w["prediction"].get<std::size_t>() << "\n";
+        auto run = run_evformer("run " + shipped_model + " --data " + folder.string() +
+                                " --split-by duration --dt " + std::to_string(dt) + " --json -");
+        REQUIRE(run.exit_code == 0);
+        const auto r = json::parse(run.out);
+        CHECK(r["correct"] == 1);
+        REQUIRE(r["layers"].size() == w["layers"].size());
+        for (std::size_t l = 0; l < w["layers"].size(); ++l) {
+            CHECK(r["layers"][l]["name"] == w["layers"][l]["name"]);
+            CHECK(r["layers"][l]["sops"].get<double>() ==
+                  double(w["layers"][l]["sops"].get<std::uint64_t>()));
+        }
+    }
+    return sops;
+}
+
 }  // namespace
 
 TEST_CASE("stream serve and send describe themselves; bad options are one line, exit 2") {
@@ -233,37 +272,8 @@ TEST_CASE(
     CHECK_FALSE(lines_of(server, "stats").empty());
     const auto windows = lines_of(server, "window");
     REQUIRE(windows.size() == K);
-    std::uint64_t sops = 0;
-    for (std::size_t k = 0; k < K; ++k) {
-        CAPTURE(k);
-        const auto& w = windows[k];
-        CHECK(u(w, "window") == k);
-        CHECK(u(w, "events_in") == recs[k].size());
-        std::uint64_t layer_sops = 0;
-        for (const auto& l : w["layers"]) layer_sops += l["sops"].get<std::uint64_t>();
-        CHECK(layer_sops == u(w, "sops"));
-        sops += u(w, "sops");
-        // The same events as a one-recording dataset, binned by duration, through `evformer run`:
-        // labelled with the stream's prediction, so run's accuracy is 100 % exactly when the
-        // predictions agree; and the per-layer SOPs are equal.
-        std::string name = "window-";
-        name += std::to_string(k);
-        const auto folder = dir / name;
-        fs::create_directories(folder);
-        write_h5(folder / "0.h5", recs[k]);
-        std::ofstream(folder / "labels.txt") << "0 " << w["prediction"].get<std::size_t>() << "\n";
-        auto run = run_evformer("run " + shipped_model + " --data " + folder.string() +
-                                " --split-by duration --dt " + std::to_string(dt) + " --json -");
-        REQUIRE(run.exit_code == 0);
-        const auto r = json::parse(run.out);
-        CHECK(r["correct"] == 1);
-        REQUIRE(r["layers"].size() == w["layers"].size());
-        for (std::size_t l = 0; l < w["layers"].size(); ++l) {
-            CHECK(r["layers"][l]["name"] == w["layers"][l]["name"]);
-            CHECK(r["layers"][l]["sops"].get<double>() ==
-                  double(w["layers"][l]["sops"].get<std::uint64_t>()));
-        }
-    }
+    for (std::size_t k = 0; k < K; ++k) CHECK(u(windows[k], "window") == k);
+    const std::uint64_t sops = check_windows_equal_run(dir, recs, windows, dt);
     CHECK(sops == u(summary, "sops_total"));
     // The subscriber got the same window lines and the summary.
     std::size_t published_windows = 0;
@@ -272,6 +282,152 @@ TEST_CASE(
         ++published_windows;
     CHECK(published_windows == K);
     CHECK(published.find("\"type\":\"summary\"") != std::string::npos);
+}
+
+TEST_CASE(
+    "a replay at its pace with a silent window after each recording: every window closes by its "
+    "deadline, nothing is late, and each equals `evformer run`") {
+    ScratchDir dir;
+    const std::size_t K = 3, T = 16;
+    const auto recs = shipped_recordings(K);
+    std::int64_t longest = 0;
+    for (const auto& r : recs) longest = std::max(longest, r.back().t - r.front().t);
+    const std::int64_t dt = longest / std::int64_t(T) + 1000;
+    // Recording k starts where window 2k starts: no later event closes a window, its deadline
+    // does (the idle flush is off).
+    std::vector<io::Event> stream;
+    for (std::size_t k = 0; k < K; ++k) {
+        const std::int64_t shift = 500'000 + std::int64_t(2 * k * T) * dt - recs[k].front().t;
+        for (auto e : recs[k]) {
+            e.t += shift;
+            stream.push_back(e);
+        }
+    }
+    write_h5(dir / "stream.h5", stream);
+    // A grace that absorbs a loaded machine's scheduling hiccups (the sender and the server share
+    // two cores with the test suite); the timing of the default grace is the next test's.
+    Child server({"stream", "serve", shipped_model, "--udp-port", "0", "--dt", std::to_string(dt),
+                  "--stats-interval", "0", "--idle-flush-ms", "0", "--grace-us", "20000"});
+    const auto listening = start_server(server);
+    CHECK(listening["idle_flush_ms"] == 0);
+    CHECK(listening["grace_us"] == 20000);
+    auto sent = run_evformer("stream send " + (dir / "stream.h5").string() + " --to 127.0.0.1:" +
+                             std::to_string(listening["udp_port"].get<int>()) + " --speed 1");
+    REQUIRE(sent.exit_code == 0);
+    for (std::size_t k = 0; k < K; ++k)
+        REQUIRE(server.wait_line([](const std::string& l) { return is_type(l, "window"); }, 20s));
+    const auto summary = stop_server(server);
+    CHECK(u(summary, "received") == stream.size());
+    CHECK(u(summary, "simulated_events") == stream.size());
+    CHECK(u(summary, "dropped_late") == 0);
+    CHECK(u(summary, "windows") == K);
+    CHECK(u(summary, "deadline_windows") == K);
+    CHECK(u(summary["windows_closed_by"], "deadline") == K);
+    const auto windows = lines_of(server, "window");
+    REQUIRE(windows.size() == K);
+    for (std::size_t k = 0; k < K; ++k) {
+        CHECK(u(windows[k], "window") == 2 * k);
+        CHECK(windows[k]["closed_by"] == "deadline");
+    }
+    const std::uint64_t sops = check_windows_equal_run(dir, recs, windows, dt);
+    CHECK(sops == u(summary, "sops_total"));
+}
+
+TEST_CASE(
+    "a window closes by its deadline with no later event and no idle flush; events that come "
+    "after it are counted late") {
+    using Clock = std::chrono::steady_clock;
+    // dt 5 ms, 16 steps: windows of 80 ms; the default grace (3 ms).
+    const std::vector<std::string> args{
+        "stream",           "serve", shipped_model,     "--udp-port", "0", "--dt", "5000",
+        "--stats-interval", "0",     "--idle-flush-ms", "0"};
+    auto spif = [](std::vector<std::uint8_t>& b, std::uint32_t x, std::uint32_t y,
+                   std::optional<std::uint32_t> t) {
+        std::uint32_t w = (x & 0x7FFF) << 16 | (y & 0x7FFF);
+        if (!t) w |= 0x80000000u;  // no timestamp: stamped on arrival
+        std::uint8_t bytes[4];
+        std::memcpy(bytes, &w, 4);
+        b.insert(b.end(), bytes, bytes + 4);
+        if (t) {
+            std::memcpy(bytes, &*t, 4);
+            b.insert(b.end(), bytes, bytes + 4);
+        }
+    };
+    auto window_line = [](Child& server) {
+        const auto line =
+            server.wait_line([](const std::string& l) { return is_type(l, "window"); }, 10s);
+        REQUIRE(line.has_value());
+        return json::parse(*line);
+    };
+    SUBCASE("events stamped on arrival: the deadline is exact") {
+        Child server(args);
+        const auto listening = start_server(server);
+        CHECK(listening["grace_us"] == 3000);
+        sockaddr_in addr{};
+        const int fd = udp_socket_to(listening["udp_port"], addr);
+        std::vector<std::uint8_t> one;
+        for (std::uint32_t i = 0; i < 20; ++i) spif(one, i, i, std::nullopt);
+        const auto sent_at = Clock::now();
+        ::sendto(fd, one.data(), one.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        const auto w = window_line(server);
+        const double elapsed_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - sent_at).count();
+        INFO(w.dump());
+        CHECK(w["closed_by"] == "deadline");
+        CHECK(u(w, "events_in") == 20);
+        // Not before the window's end + the grace (80 + 3 ms after the events' arrival), and soon
+        // after (the tolerance covers a loaded machine).
+        CHECK(w["latency_ms"].get<double>() >= 83.0 - 0.01);
+        CHECK(w["latency_ms"].get<double>() < 83.0 + 100.0);
+        CHECK(elapsed_ms >= 83.0 - 0.01);
+        CHECK(elapsed_ms < 83.0 + 200.0);
+        CHECK(w["server_ms"].get<double>() < 100.0);
+        ::close(fd);
+        const auto s = stop_server(server);
+        CHECK(u(s, "windows") == 1);
+        CHECK(u(s, "deadline_windows") == 1);
+        CHECK(u(s, "dropped_late") == 0);
+    }
+    SUBCASE("events with timestamps at their pace; later events of a closed window are late") {
+        Child server(args);
+        const auto listening = start_server(server);
+        sockaddr_in addr{};
+        const int fd = udp_socket_to(listening["udp_port"], addr);
+        auto datagram = [&](std::uint32_t t0, std::uint32_t n) {
+            std::vector<std::uint8_t> b;
+            for (std::uint32_t i = 0; i < n; ++i) spif(b, i, i, t0 + 100 * i);
+            ::sendto(fd, b.data(), b.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        };
+        // Window 0 is [1000, 81000) µs of event time; its events come 20 ms apart, then nothing.
+        const auto first_at = Clock::now();
+        datagram(1000, 10);
+        std::this_thread::sleep_until(first_at + 20ms);
+        datagram(21'000, 10);
+        const auto w = window_line(server);
+        const double elapsed_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - first_at).count();
+        INFO(w.dump());
+        CHECK(w["closed_by"] == "deadline");
+        CHECK(u(w, "window") == 0);
+        CHECK(u(w, "events_in") == 20);
+        CHECK(elapsed_ms >= 80.0);
+        CHECK(elapsed_ms < 83.0 + 200.0);
+        // Late: events of the closed window; then an event of window 2 opens it, and its deadline
+        // closes it too.
+        datagram(50'000, 5);
+        datagram(200'000, 1);
+        const auto w2 = window_line(server);
+        CHECK(w2["closed_by"] == "deadline");
+        CHECK(u(w2, "window") == 2);
+        CHECK(u(w2, "events_in") == 1);
+        ::close(fd);
+        const auto s = stop_server(server);
+        CHECK(u(s, "received") == 26);
+        CHECK(u(s, "dropped_late") == 5);
+        CHECK(u(s, "simulated_events") == 21);
+        CHECK(u(s, "windows") == 2);
+        CHECK(u(s, "deadline_windows") == 2);
+    }
 }
 
 TEST_CASE("the dv-processing TCP framing: several senders at once, and the server as a client") {

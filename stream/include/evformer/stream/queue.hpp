@@ -44,6 +44,10 @@ class PacketQueue {
     /// Takes the oldest packet into `out` (its old buffer is recycled), waiting up to `timeout`;
     /// false when none came (timeout, or closed and empty).
     bool pop(Packet& out, std::chrono::milliseconds timeout);
+    /// As pop(), waiting until `deadline` at most (a deadline already past: no wait).
+    bool pop_until(Packet& out, std::chrono::steady_clock::time_point deadline);
+    /// True when no packet is queued.
+    bool empty() const;
     /// A packet with an empty, recycled buffer for the producer to fill.
     Packet fresh();
     /// Refuses further pushes and wakes the consumer; packets already queued can still be popped.

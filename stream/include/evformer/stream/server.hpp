@@ -35,8 +35,12 @@ struct ServerOptions {
     WindowOptions window;
     std::size_t queue_events = std::size_t{1} << 22;  ///< bounded queue capacity, events
     /// A window still open after this long without any event is closed (its remaining steps run
-    /// empty): a paused stream still gets its result.
+    /// empty): a paused stream still gets its result (0 = never).
     std::chrono::milliseconds idle_flush{50};
+    /// Close each bin (and window) once the wall clock passes its end + window.grace_us, as the
+    /// runner's StreamClock maps event time to wall time; false: only later events and the idle
+    /// flush close them.
+    bool deadlines = true;
     double stats_interval_s = 1.0;  ///< statistics every this many seconds (0 = only at exit)
     sim::EnergyModel energy;
     DvStreamParser::Limits tcp_limits;
