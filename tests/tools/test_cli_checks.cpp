@@ -300,7 +300,12 @@ TEST_CASE("resuming a finished run says there is nothing to do; a bad epochs_don
     CHECK(again.exit_code == 0);
     CHECK(again.out.find("nothing to do") != std::string::npos);
     CHECK(again.out.find("1 of 1 epochs") != std::string::npos);
-    CHECK(again.out.find("-100") == std::string::npos);
+    // no negative progress anywhere (the scratch folder's random name may hold "-100" itself)
+    std::string text = again.out;
+    for (auto at = text.find(dir.path().string()); at != std::string::npos;
+         at = text.find(dir.path().string()))
+        text.erase(at, dir.path().string().size());
+    CHECK(text.find("-100") == std::string::npos);
     CHECK(read_bytes(model) == weights);
     CHECK(read_bytes(model.string() + ".ckpt") == ckpt);
     // fewer epochs asked than the checkpoint holds: nothing to do either
