@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <string>
 
 #include "evformer/error.hpp"
@@ -738,20 +739,43 @@ void SpikeRecorder::clear() {
     }
 }
 
+namespace {
+
+// Buffers the kernels stream through start on a cache line (64 bytes: one AVX-512 vector), so a
+// row of 16·k floats never straddles two lines wherever malloc happened to put it.
+template <class T>
+struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <class U>
+    CacheLineAllocator(const CacheLineAllocator<U>&) {}
+    T* allocate(std::size_t n) {
+        return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{64}));
+    }
+    void deallocate(T* p, std::size_t) { ::operator delete (p, std::align_val_t{64}); }
+    template <class U>
+    bool operator==(const CacheLineAllocator<U>&) const {
+        return true;
+    }
+};
+using Floats = std::vector<float, CacheLineAllocator<float>>;
+
+}  // namespace
+
 struct Simulator::State {
     std::vector<EventList> events;                 ///< [node] output events
-    std::vector<std::vector<float>> current;       ///< [node] output currents (own buffers)
+    std::vector<Floats> current;                   ///< [node] output currents (own buffers)
     std::vector<float*> cur;                       ///< [node] where its current lives
-    std::vector<std::vector<float>> v;             ///< [node] membranes of neuron nodes
-    std::vector<std::vector<float>> image_cache;   ///< [op] dense projection of the image
+    std::vector<Floats> v;                         ///< [node] membranes of neuron nodes
+    std::vector<Floats> image_cache;               ///< [op] dense projection of the image
     std::vector<std::uint64_t> image_macs;         ///< [op]
     std::vector<ResidualStream> streams;           ///< [op] merge_events
     std::vector<AttentionScratch> attention;       ///< [attention kernel]
     std::vector<std::uint8_t> seen;                ///< max-pool scratch
     std::vector<std::uint32_t> sums;               ///< sum-pool scratch
-    std::vector<float> acc;                        ///< fallback scratch of propagate_lif
+    Floats acc;                                    ///< fallback scratch of propagate_lif
     std::vector<double> readout_sum;               ///< [C] (output node: [its neurons])
-    std::vector<std::vector<float>> syn;           ///< [node] synaptic currents (Cuba kinds)
+    std::vector<Floats> syn;                       ///< [node] synaptic currents (Cuba kinds)
     std::vector<std::vector<EventList>> ring;      ///< [op] delay lines' pending events
     std::vector<StepCounts> counts;                ///< [step][row]
     std::vector<AttentionStepCounts> attn_counts;  ///< [step][attention]
