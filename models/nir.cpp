@@ -368,7 +368,6 @@ sim::Graph graph_from_nir(const io::nir::Graph& nir, const NirImportOptions& opt
                 }
                 const Value* b = l.node->field("bias");
                 a.bias = b && b->is_number() && b->numbers.size() == a.out_channels;
-                if (a.padding_w == 0) a.padding_w = 0;
                 break;
             }
             case NodeKind::sum_pool:

@@ -461,3 +461,40 @@ TEST_CASE("every NIR type, a nested graph and a recurrent loop: converted, run, 
     const auto h = models::read_nir_graph(out, o);
     check_same_graph(g, h);
 }
+
+TEST_CASE("a Conv2d padded on one axis only keeps a zero padding on the other") {
+    nir::Graph g;
+    g.nodes.push_back(node("input", "Input", {{"shape", ints({2, 5, 5})}}));
+    g.nodes.push_back(node("conv", "Conv2d",
+                           {{"weight", ramp({3, 2, 3, 3}, 1.0)},
+                            {"bias", arr({3}, 0)},
+                            {"stride", ints({1, 1})},
+                            {"padding", ints({1, 0})},
+                            {"dilation", ints({1, 1})},
+                            {"groups", nir::Value::scalar(1, evformer::io::h5::DType::i64)}}));
+    g.nodes.push_back(
+        node("if", "IF", {{"r", arr({3, 5, 3}, 1)}, {"v_threshold", arr({3, 5, 3}, 0.5)}}));
+    g.nodes.push_back(node("output", "Output", {{"shape", ints({3, 5, 3})}}));
+    g.edges = {{"input", "conv"}, {"conv", "if"}, {"if", "output"}};
+    const auto s = models::graph_from_nir(g);
+    CHECK(s.node("conv").attr.padding == 1);
+    CHECK(s.node("conv").attr.pw() == 0);
+    CHECK(s.node("conv").shape.str() == "3x5x3");
+    const sim::Network net(s, 3);
+    sim::Simulator sim(net);
+    std::vector<sim::EventList> frames(3);
+    for (std::uint32_t n = 0; n < 50; n += 3) frames[n % 3].push(n, 1);
+    const auto r = sim.run_events(frames);
+    std::vector<std::vector<float>> dense;
+    for (const auto& f : frames) {
+        std::vector<float> x(50, 0.f);
+        for (std::size_t e = 0; e < f.size(); ++e) x[f.neuron[e]] += f.count[e];
+        dense.push_back(std::move(x));
+    }
+    const auto ref = evformer::testing::dense_run(s, dense);
+    CHECK(r.logits == ref.logits);
+    CHECK(r.total().sops == ref.projection_sops);
+    // written back with its padding per axis
+    const auto back = models::graph_to_nir(s);
+    CHECK(back.find("conv")->field("padding")->numbers == std::vector<double>{1, 0});
+}

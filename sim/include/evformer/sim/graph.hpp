@@ -169,9 +169,12 @@ struct NodeAttributes {
     std::size_t stride = 1;        ///< conv2d, pools: along the height (and width)
     std::size_t padding = 0;       ///< conv2d, pools (zero padding; pools ignore padded cells)
     std::size_t dilation = 1;      ///< conv2d
-    /// conv2d, pools: the width's kernel, stride, padding and dilation when they differ from the
+    /// conv2d, pools: the width's kernel, stride and dilation when they differ from the
     /// height's (0 = the same as the height's: square windows)
-    std::size_t kernel_w = 0, stride_w = 0, padding_w = 0, dilation_w = 0;
+    std::size_t kernel_w = 0, stride_w = 0, dilation_w = 0;
+    /// conv2d, pools: the width's padding (kSameAsHeight = the height's; 0 is a real padding)
+    std::size_t padding_w = kSameAsHeight;
+    static constexpr std::size_t kSameAsHeight = static_cast<std::size_t>(-1);
     std::size_t groups = 1;           ///< conv2d
     bool bias = false;                ///< conv2d, linear: the node has a bias tensor
     double eps = 1e-5;                ///< batchnorm
@@ -188,7 +191,7 @@ struct NodeAttributes {
     /// The window along the width: kernel_w etc., or the height's value when 0.
     std::size_t kw() const { return kernel_w ? kernel_w : kernel; }
     std::size_t sw() const { return stride_w ? stride_w : stride; }
-    std::size_t pw() const { return padding_w ? padding_w : padding; }
+    std::size_t pw() const { return padding_w == kSameAsHeight ? padding : padding_w; }
     std::size_t dw() const { return dilation_w ? dilation_w : dilation; }
 };
 
