@@ -106,7 +106,7 @@ std::vector<std::size_t> sizes(const Leaf& l, const std::string& key, const Valu
 std::pair<std::size_t, std::size_t> axes(const Leaf& l, const std::string& key, bool one_d,
                                          std::size_t fallback) {
     const Value* v = l.node->field(key);
-    if (!v) return {one_d ? 1 : fallback, fallback};
+    if (!v) return {one_d ? (key == "padding" ? 0 : 1) : fallback, fallback};
     if (v->is_string()) {
         const auto& text = v->as_string();
         if (text == "valid") return {0, 0};

@@ -497,4 +497,15 @@ TEST_CASE("a Conv2d padded on one axis only keeps a zero padding on the other") 
     // written back with its padding per axis
     const auto back = models::graph_to_nir(s);
     CHECK(back.find("conv")->field("padding")->numbers == std::vector<double>{1, 0});
+    // a Conv1d without padding, stride or dilation fields: none on either axis
+    nir::Graph c;
+    c.nodes.push_back(node("input", "Input", {{"shape", ints({2, 8})}}));
+    c.nodes.push_back(node("conv", "Conv1d", {{"weight", ramp({3, 2, 3}, 1.0)}}));
+    c.nodes.push_back(node("if", "IF", {{"r", arr({3, 6}, 1)}, {"v_threshold", arr({3, 6}, 0.5)}}));
+    c.nodes.push_back(node("output", "Output", {{"shape", ints({3, 6})}}));
+    c.edges = {{"input", "conv"}, {"conv", "if"}, {"if", "output"}};
+    const auto one = models::graph_from_nir(c);
+    CHECK(one.node("conv").attr.padding == 0);
+    CHECK(one.node("conv").attr.pw() == 0);
+    CHECK(one.node("conv").shape.str() == "3x1x6");
 }
