@@ -119,10 +119,6 @@ using Plan = Network::Plan;
         fmt::format("graph: node '{}' ({}): {}", n.name, kind_info(n.kind).name, rule));
 }
 
-bool is_neuron(NodeKind k) {
-    return is_population(k);
-}
-
 // The compiled coefficients of a NIR neuron node (its parameters in slot order, nir_parameters).
 NirNeuron compile_nir_neuron(const Node& n) {
     NirNeuron m;
@@ -294,7 +290,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
     // Report rows: neuron populations in execution order, then the readout.
     std::vector<std::size_t> row_of(count, kNone);
     for (auto i : g.order())
-        if (is_neuron(nodes[i].kind) || nodes[i].kind == NodeKind::threshold) {
+        if (is_population(nodes[i].kind) || nodes[i].kind == NodeKind::threshold) {
             row_of[i] = P.layers.size();
             LayerInfo li;
             li.name = nodes[i].name;
@@ -334,7 +330,7 @@ Network::Network(Graph graph, std::size_t steps) : time_steps(steps), plan_(new 
     // The population whose spikes an events edge carries (through flatten/pools), for estimates.
     auto source_row = [&](std::size_t i) -> std::size_t {
         std::size_t at = i;
-        while (!is_neuron(nodes[at].kind) && !nodes[at].input_index.empty() &&
+        while (!is_population(nodes[at].kind) && !nodes[at].input_index.empty() &&
                nodes[at].kind != NodeKind::merge_add)
             at = nodes[at].input_index[0];
         return row_of[at];
