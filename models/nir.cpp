@@ -801,7 +801,33 @@ NirSummary summarize_nir(const std::filesystem::path& file, const NirImportOptio
     } catch (const ConfigError& e) {
         s.problems.push_back(e.what());
     }
-    for (const auto& l : flat.leaves) {
+    // Rows in data-flow order: breadth first from the Input nodes along the edges (HDF5 lists
+    // groups by name, which puts "10" before "2"); nodes no Input reaches follow in name order.
+    std::map<std::string, std::size_t> leaf_of;
+    for (std::size_t i = 0; i < flat.leaves.size(); ++i) leaf_of[flat.leaves[i].name] = i;
+    std::map<std::string, std::vector<std::string>> next;
+    for (const auto& [from, to] : flat.edges) next[from].push_back(to);
+    std::vector<std::size_t> order;
+    std::vector<bool> placed(flat.leaves.size(), false);
+    auto place = [&](std::size_t i) {
+        if (!placed[i]) {
+            placed[i] = true;
+            order.push_back(i);
+        }
+    };
+    for (std::size_t i = 0; i < flat.leaves.size(); ++i)
+        if (flat.leaves[i].node->type == "Input") place(i);
+    for (std::size_t k = 0; k < order.size(); ++k) {
+        const auto it = next.find(flat.leaves[order[k]].name);
+        if (it == next.end()) continue;
+        for (const auto& to : it->second)
+            if (const auto l = leaf_of.find(to); l != leaf_of.end()) place(l->second);
+    }
+    for (std::size_t i = 0; i < flat.leaves.size(); ++i) place(i);
+    std::map<std::string, std::size_t> rank;
+    for (std::size_t k = 0; k < order.size(); ++k) rank[flat.leaves[order[k]].name] = k;
+    for (const std::size_t i : order) {
+        const auto& l = flat.leaves[i];
         NirSummary::Row r;
         r.name = l.name;
         r.type = l.node->type;
@@ -810,7 +836,16 @@ NirSummary summarize_nir(const std::filesystem::path& file, const NirImportOptio
         if (g && g->find(l.name) < g->nodes().size()) r.shape = g->node(l.name).shape.str();
         s.nodes.push_back(std::move(r));
     }
+    // Edges in the same order, by their source, then their target (unknown names last).
     s.edges = flat.edges;
+    auto rank_of = [&](const std::string& name) {
+        const auto it = rank.find(name);
+        return it == rank.end() ? rank.size() : it->second;
+    };
+    std::stable_sort(s.edges.begin(), s.edges.end(), [&](const auto& a, const auto& b) {
+        return std::pair(rank_of(a.first), rank_of(a.second)) <
+               std::pair(rank_of(b.first), rank_of(b.second));
+    });
     return s;
 }
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "support.hpp"
 
@@ -40,6 +42,13 @@ TEST_CASE("nir info prints nodes, types, shapes, parameter counts, edges and pro
     CHECK(doc["nodes"].size() == 15);
     CHECK(doc["edges"].size() == 14);
     CHECK(doc["problems"].empty());
+    // in data-flow order, not HDF5's name order ("10" before "2")
+    std::vector<std::string> names;
+    for (const auto& n : doc["nodes"]) names.push_back(n["name"]);
+    CHECK(names == std::vector<std::string>{"input", "0", "1", "2", "3", "4", "5", "6", "7", "8",
+                                            "9", "10", "11", "12", "output"});
+    CHECK(doc["edges"][0] == nlohmann::json::array({"input", "0"}));
+    CHECK(doc["edges"][13] == nlohmann::json::array({"12", "output"}));
     // the Braille RNN at dt = 1 ms: τ_syn = 0.22 ms cannot be stepped; a problem, exit 1
     const auto b = run_evformer("nir info " + braille);
     CHECK(b.exit_code == 1);

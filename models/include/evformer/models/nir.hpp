@@ -53,7 +53,9 @@ io::nir::Graph graph_to_nir(const sim::Graph& graph, double dt = 1e-3);
 bool is_nir_file(const std::filesystem::path& file);
 
 /// What `evformer nir info` prints of a NIR file: per node its name, type, shape and parameter
-/// count, then the edges, then the problems the engine finds (an empty list when it runs).
+/// count, then the edges, then the problems the engine finds (an empty list when it runs). Nodes
+/// come in data-flow order (breadth first from the Input nodes; unreachable ones last, by name),
+/// edges sorted by their source's and then their target's place in that order.
 struct NirSummary {
     struct Row {
         std::string name, type, shape;
