@@ -156,6 +156,7 @@ void write_frames(const std::filesystem::path& path, const FrameTensor& frames,
     w.attr("/", "format_version", std::int64_t{1});
     w.attr("/", "layout", std::string(FrameTensor::axes));
     w.attr("/", "split_by", std::string(split_by_name(options.split_by)));
+    if (options.split_by == SplitBy::duration) w.attr("/", "dt_us", options.dt_us);
     w.attr("/", "sensor_width", std::int64_t{options.sensor.width});
     w.attr("/", "sensor_height", std::int64_t{options.sensor.height});
     w.attr("/", "crop",

@@ -354,8 +354,11 @@ const RegisterCommand reg("bench.run", [](CLI::App& app) {
                     "Event models: the recordings to time (default "
                     "examples/data/nmnist_test100); image models use fashion-mnist");
     cmd->add_option("--split-by", opt->data.split_by,
-                    "Event data: frames of equal event count (number) or duration (time)")
-        ->check(CLI::IsMember({"number", "time"}));
+                    "Event data: frames of equal event count (number), equal duration (time), or "
+                    "T bins of --dt us from the first event (duration)")
+        ->check(CLI::IsMember({"number", "time", "duration"}));
+    cmd->add_option("--dt", opt->data.dt_us, "Event data, --split-by duration: bin length in us")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     cmd->add_option("--save-weights", opt->save_weights,
                     "Also write the weights used (e.g. the generated random ones) to FILE");
     cmd->add_option("--json", opt->json,

@@ -193,6 +193,7 @@ void run_convert(const ConvertOptions& opt) {
 struct FramesOptions {
     std::string input, output, split = "number", crop, size, dtype = "f32";
     std::size_t frames = 16;
+    std::int64_t dt_us = 0;  // --split duration: bin length
     ReaderFlags reader;
 };
 
@@ -200,7 +201,14 @@ void run_frames(const FramesOptions& opt) {
     const auto ro = reader_options(opt.reader);
     io::FrameOptions fo;
     fo.frames = opt.frames;
-    fo.split_by = opt.split == "time" ? io::SplitBy::time : io::SplitBy::number;
+    fo.split_by = opt.split == "time"       ? io::SplitBy::time
+                  : opt.split == "duration" ? io::SplitBy::duration
+                                            : io::SplitBy::number;
+    if (fo.split_by == io::SplitBy::duration && opt.dt_us < 1)
+        throw ConfigError("--split duration needs the bin length: --dt US");
+    if (fo.split_by != io::SplitBy::duration && opt.dt_us != 0)
+        throw ConfigError("--dt is the bin length of --split duration; give both or neither");
+    fo.dt_us = opt.dt_us;
     fo.sensor = ro.geometry;
     if (!opt.crop.empty()) {
         std::uint32_t v[4] = {};
@@ -235,8 +243,9 @@ void run_frames(const FramesOptions& opt) {
     io::write_frames(out, frames, fo, opt.dtype);
     double total = 0;
     for (float c : frames.data) total += c;
-    fmt::print("wrote {}: frames [{}, 2, {}, {}] {}, {} events binned (split by {})\n", out,
-               frames.frames, frames.height, frames.width, opt.dtype, total, opt.split);
+    fmt::print("wrote {}: frames [{}, 2, {}, {}] {}, {} events binned (split by {}{})\n", out,
+               frames.frames, frames.height, frames.width, opt.dtype, total, opt.split,
+               opt.dt_us ? fmt::format(", dt {} us", opt.dt_us) : std::string());
 }
 
 const RegisterCommand reg("events", [](CLI::App& app) {
@@ -280,8 +289,11 @@ const RegisterCommand reg("events", [](CLI::App& app) {
     fr->add_option("--T", fr_opt->frames, "Number of frames (default 16)")->check(count_in(1));
     fr->add_option("--split", fr_opt->split,
                    "number: equal event counts, last frame takes the remainder (default); "
-                   "time: equal durations")
-        ->check(CLI::IsMember({"number", "time"}));
+                   "time: equal durations; duration: T bins of --dt us from the first event, "
+                   "later events unused (the bins of `evformer stream serve`)")
+        ->check(CLI::IsMember({"number", "time", "duration"}));
+    fr->add_option("--dt", fr_opt->dt_us, "--split duration: bin length in us")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     fr->add_option("--crop", fr_opt->crop, "Crop window X,Y,WIDTH,HEIGHT in sensor pixels");
     fr->add_option("--size", fr_opt->size,
                    "Output frame size WxH (down-sampling, e.g. 64x64 from 128x128)");

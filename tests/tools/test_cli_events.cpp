@@ -122,6 +122,39 @@ TEST_CASE("events frames writes a [T, 2, H, W] tensor") {
     CHECK(total == 40);
 }
 
+TEST_CASE("events frames --split duration: T bins of --dt us from the first event") {
+    // small.bin: 40 events at t = 0, 100, …, 3900 µs
+    ScratchDir dir;
+    const auto in = small_bin(dir);
+    for (const auto& [frames, expected_total] : {std::pair{3, 30}, std::pair{5, 40}}) {
+        const auto out = dir / (std::to_string(frames) + "-frames.h5");
+        std::string args = "events frames ";
+        args += q(in);
+        args += " --sensor 34x34 --split duration --dt 1000 --T ";
+        args += std::to_string(frames);
+        args += " -o ";
+        args += q(out);
+        const auto r = run_evformer(args);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.out.find("split by duration, dt 1000 us") != std::string::npos);
+        evformer::io::h5::Reader h(out);
+        REQUIRE(h.shape("frames") == evformer::io::h5::Shape{std::size_t(frames), 2, 34, 34});
+        CHECK(h.attr_string("/", "split_by") == "duration");
+        CHECK(h.attr_int("/", "dt_us") == 1000);
+        const auto f = h.read<float>("frames");
+        const std::size_t per_frame = 2 * 34 * 34;
+        double total = 0;
+        for (int t = 0; t < frames; ++t) {
+            double sum = 0;
+            for (std::size_t i = 0; i < per_frame; ++i) sum += f[std::size_t(t) * per_frame + i];
+            // 10 events per 1000 µs bin; the fifth bin (4000–4999 µs) is empty
+            CHECK(sum == (t < 4 ? 10 : 0));
+            total += sum;
+        }
+        CHECK(total == expected_total);  // with T = 3, the events from 3000 µs on are unused
+    }
+}
+
 TEST_CASE("events commands fail with one line on stderr for missing files and bad options") {
     ScratchDir dir;
     const auto bin = q(small_bin(dir));
@@ -131,6 +164,9 @@ TEST_CASE("events commands fail with one line on stderr for missing files and ba
         {"events convert", missing, q(dir / "o.h5")},
         {"events frames", bin, "--T 0 --sensor 34x34"},
         {"events frames", bin, "--crop 1,2,3"},
+        {"events frames", bin, "--sensor 34x34 --split duration"},
+        {"events frames", bin, "--sensor 34x34 --dt 1000"},
+        {"events frames", bin, "--sensor 34x34 --split duration --dt 0"},
         {"events info --bogus x"},
         {"events info --format nosuch", bin},
         {"events convert", bin, q(dir / "o.xyz")},

@@ -124,3 +124,21 @@ TEST_CASE("profile prints two models side by side and writes rasters") {
     CHECK(missing.exit_code == 1);
     CHECK(count_lines(missing.err) == 1);
 }
+
+TEST_CASE("bench run bins event data by duration too; --dt without it is refused") {
+    const std::string model =
+        std::string(EVFORMER_SOURCE_DIR) + "/examples/models/nmnist-ssa-bin.h5";
+    const auto r =
+        run_evformer("bench run " + model + " --samples 2 --split-by duration --dt 20000 --json -");
+    REQUIRE(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["data"].get<std::string>().find("duration, dt 20000 us") != std::string::npos);
+    CHECK(j["samples"] == 2);
+    CHECK(j["sops_per_sample"].get<double>() > 0);
+    for (const char* bad : {" --split-by duration", " --dt 20000", " --split-by duration --dt 0"}) {
+        INFO(bad);
+        const auto e = run_evformer("bench run " + model + " --samples 1" + bad);
+        CHECK(e.exit_code == 2);
+        CHECK(count_lines(e.err) == 1);
+    }
+}

@@ -135,7 +135,7 @@ FrameTensor bin_event_file(const std::filesystem::path& path, FrameOptions optio
                            FrameOptions* resolved = nullptr);
 
 /// Writes frames to HDF5: dataset /frames [T, 2, H, W] as "f32" or "u16", with attributes
-/// (format "evformer-frames", split_by, sensor and crop), atomically.
+/// (format "evformer-frames", split_by, dt_us for SplitBy::duration, sensor and crop), atomically.
 void write_frames(const std::filesystem::path& path, const FrameTensor& frames,
                   const FrameOptions& options, const std::string& dtype = "f32");
 
