@@ -235,8 +235,16 @@ void TrainConfig::validate() const {
     if (crop_pad > 8) fail("crop_pad must be at most 8");
     if (eval_batch < 1) fail("eval_batch must be at least 1");
     if (out.empty()) fail("out (the weights file) must be set");
-    if (split_by != "number" && split_by != "time")
-        fail(fmt::format("split_by = '{}' must be 'number' or 'time'", split_by));
+    if (split_by != "number" && split_by != "time" && split_by != "duration")
+        fail(fmt::format("split_by = '{}' must be 'number', 'time' or 'duration'", split_by));
+    if (split_by == "duration" && (dt_us < 1 || dt_us > (std::int64_t{1} << 40)))
+        fail(
+            fmt::format("split_by = 'duration' needs the bin length dt_us in [1, 2^40] us (--dt "
+                        "US); got {}",
+                        dt_us));
+    if (split_by != "duration" && dt_us != 0)
+        fail(fmt::format(
+            "dt_us = {} is the bin length of split_by 'duration'; give both or neither", dt_us));
     if (!(event_drop >= 0 && event_drop < 1)) fail("event_drop must lie in [0, 1)");
     if (label != "fine" && label != "coarse")
         fail(fmt::format("label = '{}' must be 'fine' or 'coarse'", label));
@@ -247,6 +255,7 @@ std::string TrainConfig::to_json() const {
     j["data"] = data;
     j["test_data"] = test_data;
     j["split_by"] = split_by;
+    j["dt_us"] = dt_us;
     j["label"] = label;
     j["event_drop"] = event_drop;
     j["epochs"] = epochs;
@@ -303,6 +312,9 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
                 c.test_data = v.get<std::string>();
             else if (key == "split_by")
                 c.split_by = v.get<std::string>();
+            else if (key == "dt_us")
+                c.dt_us = static_cast<std::int64_t>(
+                    std::min<std::uint64_t>(json_count(v, key), std::uint64_t{1} << 62));
             else if (key == "label")
                 c.label = v.get<std::string>();
             else if (key == "event_drop")
@@ -551,10 +563,11 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
                    const std::function<void(const Progress&)>& on_progress) {
     config.validate();
     const auto& spec = config.model;
-    auto train_options =
-        sample_options(spec, config.data, "train", config.split_by, config.limit_train);
-    auto test_options = sample_options(
-        spec, config.test_data.empty() ? config.data : config.test_data, "test", config.split_by);
+    auto train_options = sample_options(spec, config.data, "train", config.split_by,
+                                        config.limit_train, config.dt_us);
+    auto test_options =
+        sample_options(spec, config.test_data.empty() ? config.data : config.test_data, "test",
+                       config.split_by, 0, config.dt_us);
     train_options.label = test_options.label = io::parse_cifar_label(config.label);
     const auto train_set = io::open_samples(train_options);
     if (config.test_data.empty() && !train_set->split_given())

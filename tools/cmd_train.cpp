@@ -63,6 +63,7 @@ void run_train(TrainCli& cli) {
     if (given("--data")) cfg.data = f.data;
     if (given("--test-data")) cfg.test_data = f.test_data;
     if (given("--split-by")) cfg.split_by = f.split_by;
+    if (given("--dt")) cfg.dt_us = f.dt_us;
     if (given("--label")) cfg.label = f.label;
     if (given("--event-drop")) cfg.event_drop = f.event_drop;
     if (given("--epochs")) cfg.epochs = f.epochs;
@@ -172,13 +173,19 @@ void run_train(TrainCli& cli) {
     const auto limit = limit_threads(threads_to_use(cli.threads));
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
+    // Event data's binning, when not the default (images ignore it).
+    const std::string binning =
+        cfg.split_by == "duration"
+            ? fmt::format(" (recordings split by duration, dt {} us)", cfg.dt_us)
+        : cfg.split_by == "time" ? std::string(" (recordings split by time)")
+                                 : std::string();
     fmt::print(
-        "training Spikformer-{}-{} ({} heads, T = {}, variant {}, {} parameters) on {}: {} "
+        "training Spikformer-{}-{} ({} heads, T = {}, variant {}, {} parameters) on {}{}: {} "
         "epochs, batch {}, lr {}, wd {}, seed {}\n",
         cfg.model.blocks, cfg.model.dim, cfg.model.heads, cfg.model.time_steps,
         models::info(cfg.model.attention.variant).name,
-        models::trainable_parameter_count(cfg.model), cfg.data, cfg.epochs, cfg.batch, cfg.lr,
-        cfg.weight_decay, cfg.seed);
+        models::trainable_parameter_count(cfg.model), cfg.data, binning, cfg.epochs, cfg.batch,
+        cfg.lr, cfg.weight_decay, cfg.seed);
     std::fflush(stdout);
     const auto summary =
         models::train(cfg, cli.resume, command_line(), [&](const models::Progress& p) {
@@ -245,8 +252,12 @@ const RegisterCommand reg("train", [](CLI::App& app) {
                     "Dataset whose test split is evaluated each epoch (default: that of --data; "
                     "needed for a one-split labels.txt folder)");
     cmd->add_option("--split-by", c.split_by,
-                    "Event data: frames of equal event count (number, default) or duration (time)")
-        ->check(CLI::IsMember({"number", "time"}));
+                    "Event data: frames of equal event count (number, default), equal duration "
+                    "(time), or T bins of --dt us from each recording's first event (duration: "
+                    "the bins of `evformer stream serve`)")
+        ->check(CLI::IsMember({"number", "time", "duration"}));
+    cmd->add_option("--dt", c.dt_us, "Event data, --split-by duration: bin length in us")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     cmd->add_option("--event-drop", c.event_drop,
                     "Event data: probability of dropping each event in augmentation (default 0)");
     cmd->add_option("--crop", cli->crop,

@@ -163,6 +163,23 @@ TEST_CASE("the training config round-trips through JSON and rejects unknown keys
     m::TrainConfig bad;
     bad.batch = 0;
     CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("batch"), evformer::ConfigError);
+    // binning by duration: the bin length goes with it, both ways
+    m::TrainConfig d;
+    d.split_by = "duration";
+    d.dt_us = 20000;
+    d.validate();
+    const auto d_back = m::TrainConfig::from_json(d.to_json());
+    CHECK(d_back.split_by == "duration");
+    CHECK(d_back.dt_us == 20000);
+    d.dt_us = 0;
+    CHECK_THROWS_WITH_AS(d.validate(), doctest::Contains("dt_us"), evformer::ConfigError);
+    d.split_by = "number";
+    d.dt_us = 1000;
+    CHECK_THROWS_WITH_AS(d.validate(), doctest::Contains("dt_us"), evformer::ConfigError);
+    CHECK_THROWS_WITH_AS(m::TrainConfig::from_json(R"({"dt_us": -5})"), doctest::Contains("dt_us"),
+                         evformer::ConfigError);
+    CHECK_THROWS_WITH_AS(m::TrainConfig::from_json(R"({"dt_us": 2.5})"), doctest::Contains("dt_us"),
+                         evformer::ConfigError);
 }
 
 TEST_CASE("a tiny training run drives the loss down and the accuracy up") {

@@ -80,6 +80,27 @@ TEST_CASE("train records its command line; grad writes the loss and every gradie
     CHECK(bad.err.find("outside") != std::string::npos);
 }
 
+TEST_CASE("train bins recordings by duration (the bins of live streams) with --dt") {
+    ScratchDir dir;
+    const std::string data = std::string(EVFORMER_SOURCE_DIR) + "/examples/data/nmnist_test100";
+    const auto model = dir / "d.h5";
+    const std::string common = "train --data " + data + " --test-data " + data +
+                               " --dim 16 --heads 2 --blocks 1 --time-steps 4 --epochs 1 "
+                               "--batch 8 --limit-train 16 --threads 1 --out " +
+                               model.string();
+    const auto t = run_evformer(common + " --split-by duration --dt 20000");
+    INFO(t.err);
+    REQUIRE(t.exit_code == 0);
+    CHECK(t.out.find("(recordings split by duration, dt 20000 us)") != std::string::npos);
+    CHECK(std::filesystem::exists(model));
+    for (const char* bad : {" --split-by duration", " --dt 20000"}) {
+        const auto e = run_evformer(common + bad);
+        CHECK(e.exit_code == 2);
+        CHECK(count_lines(e.err) == 1);
+        CHECK(e.err.find("dt") != std::string::npos);
+    }
+}
+
 TEST_CASE("grad takes event recordings through the sample source (the shipped N-MNIST model)") {
     ScratchDir dir;
     const auto grads = dir / "g.h5";

@@ -24,8 +24,12 @@ struct TrainConfig {
     /// Dataset whose `test` split is evaluated after every epoch (empty: the test split of
     /// `data`; required when `data` is a one-split folder such as a flat `labels.txt` folder).
     std::string test_data;
-    /// Event data: how recordings are cut into the T frames ("number" or "time").
+    /// Event data: how recordings are cut into the T frames: "number", "time", or "duration"
+    /// (T bins of `dt_us` from each recording's first event, as `evformer stream serve` bins a
+    /// live stream; io::SplitBy).
     std::string split_by = "number";
+    /// Bin length in µs of split_by "duration" (≥ 1 there, 0 otherwise).
+    std::int64_t dt_us = 0;
     /// CIFAR-100: the class is the "fine" label (100 classes) or the "coarse" one (20
     /// superclasses); other datasets take "fine" only.
     std::string label = "fine";
