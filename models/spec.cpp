@@ -39,6 +39,15 @@ std::size_t ModelSpec::tokens() const {
 void ModelSpec::validate() const {
     auto fail = [](const std::string& rule) { throw ConfigError("invalid model spec: " + rule); };
     if (blocks < 1) fail("blocks (L) must be at least 1");
+    if (input_split_by != "number" && input_split_by != "time" && input_split_by != "duration")
+        fail(fmt::format("input_split_by = '{}' must be 'number', 'time' or 'duration'",
+                         input_split_by));
+    if (input_split_by == "duration" && (input_dt_us < 1 || input_dt_us > (std::int64_t{1} << 40)))
+        fail(fmt::format("input_split_by 'duration' needs input_dt_us in [1, 2^40] us, got {}",
+                         input_dt_us));
+    if (input_split_by != "duration" && input_dt_us != 0)
+        fail(
+            fmt::format("input_dt_us = {} belongs to input_split_by 'duration' only", input_dt_us));
     if (dim < 8 || dim % 8 != 0)
         fail(
             fmt::format("dim (D) = {} must be a positive multiple of 8 (the stem has D/8 "
@@ -92,6 +101,10 @@ std::string ModelSpec::to_json() const {
     j["in_width"] = in_width;
     j["pool_after"] = pool_after;
     j["input_crop"] = input_crop;
+    if (input_split_by != "number") {  // written only when not the default (older readers)
+        j["input_split_by"] = input_split_by;
+        j["input_dt_us"] = input_dt_us;
+    }
     j["classes"] = classes;
     j["bn_eps"] = bn_eps;
     j["lif"] = {{"tau", lif.tau},
@@ -147,11 +160,11 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
         throw ConfigError(std::string("model spec is not valid JSON: ") + e.what());
     }
     if (!j.is_object()) throw ConfigError("model spec must be a JSON object");
-    reject_unknown(
-        j,
-        {"blocks", "dim", "heads", "mlp_ratio", "time_steps", "in_channels", "in_height",
-         "in_width", "pool_after", "input_crop", "classes", "bn_eps", "lif", "attention"},
-        "");
+    reject_unknown(j,
+                   {"blocks", "dim", "heads", "mlp_ratio", "time_steps", "in_channels", "in_height",
+                    "in_width", "pool_after", "input_crop", "input_split_by", "input_dt_us",
+                    "classes", "bn_eps", "lif", "attention"},
+                   "");
     ModelSpec s;
     take(j, "blocks", s.blocks, "");
     take(j, "dim", s.dim, "");
@@ -162,7 +175,9 @@ ModelSpec ModelSpec::from_json(const std::string& text) {
     take(j, "in_height", s.in_height, "");
     take(j, "in_width", s.in_width, "");
     take(j, "pool_after", s.pool_after, "");
-    take(j, "input_crop", s.input_crop, "");  // absent in files written before it existed
+    take(j, "input_crop", s.input_crop, "");          // absent in files written before it existed
+    take(j, "input_split_by", s.input_split_by, "");  // absent: "number"
+    take(j, "input_dt_us", s.input_dt_us, "");
     take(j, "classes", s.classes, "");
     take(j, "bn_eps", s.bn_eps, "");
     if (auto it = j.find("lif"); it != j.end()) {

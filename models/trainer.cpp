@@ -562,7 +562,7 @@ std::size_t checkpoint_epochs(const std::filesystem::path& path) {
 TrainSummary train(const TrainConfig& config, bool resume, const std::string& command,
                    const std::function<void(const Progress&)>& on_progress) {
     config.validate();
-    const auto& spec = config.model;
+    ModelSpec spec = config.model;
     auto train_options = sample_options(spec, config.data, "train", config.split_by,
                                         config.limit_train, config.dt_us);
     auto test_options =
@@ -580,6 +580,10 @@ TrainSummary train(const TrainConfig& config, bool resume, const std::string& co
     if (train_set->encoding() != test_set->encoding())
         throw ConfigError("the training and test data must both be images or both be events");
     const bool events = train_set->encoding() == io::SampleEncoding::event_frames;
+    if (events) {  // the weights remember how recordings were binned (run, eval, stream serve)
+        spec.input_split_by = config.split_by;
+        spec.input_dt_us = config.dt_us;
+    }
     const auto layout = input_layout(*train_set);
     const std::size_t n_train = train_set->size();
     const std::size_t steps_per_epoch = n_train / config.batch;

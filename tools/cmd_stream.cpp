@@ -53,7 +53,8 @@ struct ServeOptions {
     std::vector<std::string> connect;
     int tcp_port = -1;
     int publish_port = -1;
-    std::int64_t dt_us = 20000;
+    std::int64_t dt_us =
+        0;  // 0: the model's bin length when it was trained by duration, else 20000
     std::size_t window = 0;
     bool continuous = false;
     std::string sensor;
@@ -92,7 +93,8 @@ void serve(const ServeOptions& opt) {
     so.stats_interval_s = opt.stats_interval;
     so.energy = energy;
     auto& w = so.window;
-    w.dt_us = opt.dt_us;
+    // A model trained on duration bins (train --split-by duration --dt) is served with them.
+    w.dt_us = opt.dt_us ? opt.dt_us : spec.input_split_by == "duration" ? spec.input_dt_us : 20000;
     w.window_steps = opt.window;
     w.continuous = opt.continuous;
     w.grace_us = opt.grace_us;
@@ -237,7 +239,10 @@ const RegisterCommand reg("stream", [](CLI::App& app) {
                      "Send every JSON line to TCP subscribers of this port (0 = any free "
                      "port)")
         ->check(CLI::Range(0, 65535));
-    serve_cmd->add_option("--dt", so->dt_us, "Bin length = one time step, us (default 20000)")
+    serve_cmd
+        ->add_option("--dt", so->dt_us,
+                     "Bin length = one time step, us (default: the model's when it was "
+                     "trained with --split-by duration, else 20000)")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     serve_cmd->add_option("--window", so->window, "Steps per result (default: the model's T)")
         ->check(count_in(1, 1u << 20));

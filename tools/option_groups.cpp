@@ -1,8 +1,10 @@
 #include "option_groups.hpp"
 
-#include "cli_checks.hpp"
+#include <fmt/format.h>
 
 #include <filesystem>
+
+#include "cli_checks.hpp"
 
 #include "evformer/error.hpp"
 #include "evformer/models/trainer.hpp"
@@ -21,9 +23,10 @@ void add_data_options(CLI::App* cmd, DataOptions& o, const std::string& limit_he
     cmd->add_option("--dt", o.dt_us, "Event data, --split-by duration: bin length in us (>= 1)")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
     cmd->add_option("--split-by", o.split_by,
-                    "Event data: cut each recording into T frames of equal event count (number, "
-                    "default), equal duration (time), or T bins of --dt us from its first event "
-                    "(duration; later events unused: the bins of `evformer stream serve`)")
+                    "Event data: cut each recording into T frames of equal event count (number), "
+                    "equal duration (time), or T bins of --dt us from its first event (duration; "
+                    "later events unused: the bins of `evformer stream serve`); default: as the "
+                    "model was trained (number for models that do not say)")
         ->check(CLI::IsMember({"number", "time", "duration"}));
     if (!limit_help.empty()) cmd->add_option("--limit", o.limit, limit_help);
     cmd->add_option("--label", o.label,
@@ -50,12 +53,18 @@ std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
 }
 
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
-    if (o.split_by == "duration" && o.dt_us < 1)
+    // Unless told, bin as the model was trained (its --dt alone may change the bin length).
+    const std::string split_by = o.split_by.empty() ? spec.input_split_by : o.split_by;
+    const std::int64_t dt_us = o.split_by.empty() && o.dt_us == 0 ? spec.input_dt_us : o.dt_us;
+    if (split_by == "duration" && dt_us < 1)
         throw ConfigError("--split-by duration needs the bin length: --dt US");
-    if (o.split_by != "duration" && o.dt_us != 0)
-        throw ConfigError("--dt is the bin length of --split-by duration; give both or neither");
+    if (split_by != "duration" && dt_us != 0)
+        throw ConfigError(fmt::format(
+            "--dt is the bin length of --split-by duration; give both or neither (this model "
+            "bins by {})",
+            split_by));
     auto options =
-        models::sample_options(spec, data_for(o, spec), o.split, o.split_by, o.limit, o.dt_us);
+        models::sample_options(spec, data_for(o, spec), o.split, split_by, o.limit, dt_us);
     options.label = io::parse_cifar_label(o.label);
     return io::open_samples(options);
 }

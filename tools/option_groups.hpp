@@ -31,8 +31,9 @@ struct DataOptions {
     /// image models: fashion-mnist).
     std::string data;
     std::string split = "test";
-    std::string split_by = "number";
-    std::int64_t dt_us = 0;  ///< bin length of --split-by duration, µs
+    /// Empty: the model's own binning (ModelSpec::input_split_by, "number" for most models).
+    std::string split_by;
+    std::int64_t dt_us = 0;  ///< bin length of --split-by duration, µs (0: the model's)
     std::size_t limit = 0;
     /// CIFAR-100: "fine" (100 classes) or "coarse" (20 superclasses).
     std::string label = "fine";

@@ -59,6 +59,13 @@ struct ModelSpec {
     /// Event input: the crop window {x, y, width, height} in sensor pixels taken before the
     /// frames are scaled to in_width × in_height; width = height = 0 is the whole sensor.
     std::array<std::uint32_t, 4> input_crop{0, 0, 0, 0};
+    /// Event input: how the model's training cut a recording into its T frames (io::SplitBy:
+    /// "number", "time", or "duration" with bins of input_dt_us µs from the first event, as
+    /// `evformer stream serve` bins a live stream). `run`, `eval`, `profile`, `grad`, `bench run`
+    /// and `stream serve` bin that way unless told otherwise. Files written before these keys
+    /// existed, and models trained with "number", do not store them (docs/weights-format.md).
+    std::string input_split_by = "number";
+    std::int64_t input_dt_us = 0;  ///< bin length of input_split_by "duration" (µs), else 0
     std::size_t classes = 10;
     double bn_eps = 1e-5;
     LifSpec lif;
