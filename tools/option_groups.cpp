@@ -53,16 +53,20 @@ std::string data_for(const DataOptions& o, const models::ModelSpec& spec) {
 }
 
 std::unique_ptr<io::SampleSource> open_data(const DataOptions& o, const models::ModelSpec& spec) {
-    // Unless told, bin as the model was trained (its --dt alone may change the bin length).
+    // Unless told, bin as the model was trained (--dt alone changes only the bin length).
     const std::string split_by = o.split_by.empty() ? spec.input_split_by : o.split_by;
-    const std::int64_t dt_us = o.split_by.empty() && o.dt_us == 0 ? spec.input_dt_us : o.dt_us;
+    const std::int64_t dt_us =
+        o.dt_us != 0 ? o.dt_us : (split_by == spec.input_split_by ? spec.input_dt_us : 0);
     if (split_by == "duration" && dt_us < 1)
         throw ConfigError("--split-by duration needs the bin length: --dt US");
     if (split_by != "duration" && dt_us != 0)
-        throw ConfigError(fmt::format(
-            "--dt is the bin length of --split-by duration; give both or neither (this model "
-            "bins by {})",
-            split_by));
+        throw ConfigError(
+            o.split_by.empty()
+                ? fmt::format("--dt is the bin length of --split-by duration, and this model was "
+                              "trained on --split-by {}: give --split-by duration too",
+                              split_by)
+                : std::string("--dt is the bin length of --split-by duration; give both or "
+                              "neither"));
     auto options =
         models::sample_options(spec, data_for(o, spec), o.split, split_by, o.limit, dt_us);
     options.label = io::parse_cifar_label(o.label);

@@ -77,6 +77,27 @@ TEST_CASE("the spec round-trips through JSON and rejects unknown keys and varian
     CHECK_THROWS_AS(ModelSpec::from_json("{"), ConfigError);
 }
 
+TEST_CASE("the event binning a model was trained on is stored only when it is not 'number'") {
+    ModelSpec s;
+    CHECK(s.to_json().find("input_split_by") == std::string::npos);  // as files before it
+    CHECK(ModelSpec::from_json(s.to_json()).input_split_by == "number");
+    s.in_channels = 2;
+    s.in_height = s.in_width = 34;
+    s.input_split_by = "duration";
+    s.input_dt_us = 20000;
+    const auto back = ModelSpec::from_json(s.to_json());
+    CHECK(back == s);
+    CHECK(back.input_dt_us == 20000);
+    s.input_dt_us = 0;
+    CHECK_THROWS_WITH_AS(s.validate(), doctest::Contains("input_dt_us"), ConfigError);
+    s.input_split_by = "time";
+    s.input_dt_us = 5;
+    CHECK_THROWS_WITH_AS(s.validate(), doctest::Contains("input_dt_us"), ConfigError);
+    s.input_split_by = "frames";
+    s.input_dt_us = 0;
+    CHECK_THROWS_WITH_AS(s.validate(), doctest::Contains("input_split_by"), ConfigError);
+}
+
 TEST_CASE("every attention variant name parses back to itself") {
     for (const auto& v : models::kAttentionVariants) {
         CHECK(models::parse_attention_variant(v.name) == v.variant);

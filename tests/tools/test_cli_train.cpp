@@ -1,9 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "evformer/io/h5.hpp"
 #include "evformer/models/weights.hpp"
+#include "stream_child.hpp"
 #include "support.hpp"
 
 using evformer::test::count_lines;
@@ -80,7 +84,9 @@ TEST_CASE("train records its command line; grad writes the loss and every gradie
     CHECK(bad.err.find("outside") != std::string::npos);
 }
 
-TEST_CASE("train bins recordings by duration (the bins of live streams) with --dt") {
+TEST_CASE(
+    "train bins recordings by duration (the bins of live streams) with --dt; the model keeps "
+    "its binning for run, eval and stream serve") {
     ScratchDir dir;
     const std::string data = std::string(EVFORMER_SOURCE_DIR) + "/examples/data/nmnist_test100";
     const auto model = dir / "d.h5";
@@ -88,16 +94,38 @@ TEST_CASE("train bins recordings by duration (the bins of live streams) with --d
                                " --dim 16 --heads 2 --blocks 1 --time-steps 4 --epochs 1 "
                                "--batch 8 --limit-train 16 --threads 1 --out " +
                                model.string();
-    const auto t = run_evformer(common + " --split-by duration --dt 20000");
+    const auto t = run_evformer(common + " --split-by duration --dt 10000");
     INFO(t.err);
     REQUIRE(t.exit_code == 0);
-    CHECK(t.out.find("(recordings split by duration, dt 20000 us)") != std::string::npos);
-    CHECK(std::filesystem::exists(model));
+    CHECK(t.out.find("(recordings split by duration, dt 10000 us)") != std::string::npos);
+    const auto w = evformer::models::load_weights(model);
+    CHECK(w.spec.input_split_by == "duration");
+    CHECK(w.spec.input_dt_us == 10000);
+    // run and eval bin as the model was trained unless told otherwise
+    const std::string m = model.string();
+    const auto r = run_evformer("run " + m + " --limit 3");
+    CHECK(r.out.find("(split by duration, dt 10000 us)") != std::string::npos);
+    const auto e = run_evformer("eval " + m + " --limit 3");
+    CHECK(e.out.find("(split by duration, dt 10000 us)") != std::string::npos);
+    const auto n = run_evformer("run " + m + " --limit 3 --split-by number");
+    CHECK(n.out.find("(split by number)") != std::string::npos);
+    const auto d = run_evformer("run " + m + " --limit 3 --dt 5000");
+    CHECK(d.out.find("(split by duration, dt 5000 us)") != std::string::npos);
+    // stream serve takes the model's bin length
+    evformer::test::Child server(
+        {"stream", "serve", m, "--no-udp", "--tcp-port", "0", "--stats-interval", "60"});
+    const auto listening = server.wait_line(
+        [](const std::string& l) { return l.find("\"listening\"") != std::string::npos; },
+        std::chrono::seconds(20));
+    REQUIRE(listening.has_value());
+    CHECK(nlohmann::json::parse(*listening)["dt_us"] == 10000);
+    server.signal(SIGTERM);
+    CHECK(server.wait(std::chrono::seconds(20)) == 0);
     for (const char* bad : {" --split-by duration", " --dt 20000"}) {
-        const auto e = run_evformer(common + bad);
-        CHECK(e.exit_code == 2);
-        CHECK(count_lines(e.err) == 1);
-        CHECK(e.err.find("dt") != std::string::npos);
+        const auto b = run_evformer(common + bad);
+        CHECK(b.exit_code == 2);
+        CHECK(count_lines(b.err) == 1);
+        CHECK(b.err.find("dt") != std::string::npos);
     }
 }
 
