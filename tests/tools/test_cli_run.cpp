@@ -142,3 +142,17 @@ TEST_CASE("bench run bins event data by duration too; --dt without it is refused
         CHECK(count_lines(e.err) == 1);
     }
 }
+
+TEST_CASE("the shipped stream model was trained on 20 ms bins, and run bins that way by default") {
+    const std::string model =
+        std::string(EVFORMER_SOURCE_DIR) + "/examples/models/nmnist-ssa-bin-dt20ms.h5";
+    const auto w = m::load_weights(model);
+    CHECK(w.spec.input_split_by == "duration");
+    CHECK(w.spec.input_dt_us == 20000);
+    const auto r = run_evformer("run " + model + " --json -");
+    REQUIRE(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["data"].get<std::string>().find("split by duration, dt 20000 us") != std::string::npos);
+    CHECK(j["samples"] == 100);
+    CHECK(j["correct"].get<int>() >= 93);  // 96 when it was shipped
+}
