@@ -75,7 +75,15 @@ std::string format_side_by_side(const std::vector<RunReport>& reports) {
     for (std::size_t i = 0; i < reports.size(); ++i)
         out += fmt::format("  [{}] {} ({}), {} samples\n", i + 1, reports[i].model,
                            reports[i].variant, reports[i].samples);
-    if (!reports[0].data.empty()) out += fmt::format("data: {}\n", reports[0].data);
+    // One data line when every model read the same; else one per model (event models bin
+    // recordings as each was trained, ModelSpec::input_split_by).
+    const bool same_data = std::all_of(reports.begin(), reports.end(),
+                                       [&](const auto& r) { return r.data == reports[0].data; });
+    if (same_data && !reports[0].data.empty())
+        out += fmt::format("data: {}\n", reports[0].data);
+    else if (!same_data)
+        for (std::size_t i = 0; i < reports.size(); ++i)
+            out += fmt::format("data [{}]: {}\n", i + 1, reports[i].data);
     out += fmt::format("{:<26}", "layer");
     for (std::size_t i = 0; i < reports.size(); ++i)
         out += fmt::format(" | {:>7} {:>9} {:>9} {:>9}", fmt::format("fr[{}]", i + 1), "SOPs",

@@ -155,4 +155,11 @@ TEST_CASE("the shipped stream model was trained on 20 ms bins, and run bins that
     CHECK(j["data"].get<std::string>().find("split by duration, dt 20000 us") != std::string::npos);
     CHECK(j["samples"] == 100);
     CHECK(j["correct"].get<int>() >= 93);  // 96 when it was shipped
+    // side by side with a model trained on equal counts: each bins as it was trained, and says so
+    const auto p = run_evformer("profile " + std::string(EVFORMER_SOURCE_DIR) +
+                                "/examples/models/nmnist-ssa-bin.h5 " + model + " --raster \"\"");
+    REQUIRE(p.exit_code == 0);
+    CHECK(p.out.find("(split by number)") != std::string::npos);
+    CHECK(p.out.find("(split by duration, dt 20000 us)") != std::string::npos);
+    CHECK(p.out.find("data [2]: ") != std::string::npos);
 }
