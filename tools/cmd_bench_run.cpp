@@ -355,7 +355,8 @@ const RegisterCommand reg("bench.run", [](CLI::App& app) {
                     "examples/data/nmnist_test100); image models use fashion-mnist");
     cmd->add_option("--split-by", opt->data.split_by,
                     "Event data: frames of equal event count (number), equal duration (time), or "
-                    "T bins of --dt us from the first event (duration)")
+                    "T bins of --dt us from the first event (duration); default: as the model "
+                    "was trained")
         ->check(CLI::IsMember({"number", "time", "duration"}));
     cmd->add_option("--dt", opt->data.dt_us, "Event data, --split-by duration: bin length in us")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));

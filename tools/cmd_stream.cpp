@@ -53,8 +53,8 @@ struct ServeOptions {
     std::vector<std::string> connect;
     int tcp_port = -1;
     int publish_port = -1;
-    std::int64_t dt_us =
-        0;  // 0: the model's bin length when it was trained by duration, else 20000
+    // 0: the model's bin length when it was trained on duration bins, else 20000
+    std::int64_t dt_us = 0;
     std::size_t window = 0;
     bool continuous = false;
     std::string sensor;
