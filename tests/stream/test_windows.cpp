@@ -49,6 +49,26 @@ m::ModelSpec small_event_spec() {
     return spec;
 }
 
+// The first `count` shipped test recordings as the run path reads them (for `spec`), and a bin
+// length at which a window of T bins holds the longest of them (+1 ms).
+struct ShippedRecordings {
+    std::vector<std::vector<io::Event>> recordings;
+    std::int64_t dt = 0;
+};
+ShippedRecordings shipped_recordings(const m::ModelSpec& spec, const std::string& folder,
+                                     std::size_t count) {
+    ShippedRecordings r;
+    const auto first = m::sample_options(spec, folder, "test", "number", count);
+    const auto ds = io::open_event_dataset(folder, first.dataset);
+    std::int64_t longest = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        r.recordings.push_back(ds.load(ds.test[i]));
+        longest = std::max(longest, r.recordings.back().back().t - r.recordings.back().front().t);
+    }
+    r.dt = longest / std::int64_t(spec.time_steps) + 1000;
+    return r;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -58,18 +78,8 @@ TEST_CASE(
     const auto net = m::build_network(weights);
     const std::size_t T = weights.spec.time_steps, K = 6;
     const auto folder = (shipped / "data/nmnist_test100").string();
-    // The recordings as the run path reads them, and their span.
-    std::vector<std::vector<io::Event>> recordings;
-    std::int64_t longest = 0;
-    {
-        const auto first = m::sample_options(weights.spec, folder, "test", "number", K);
-        const auto ds = io::open_event_dataset(folder, first.dataset);
-        for (std::size_t i = 0; i < K; ++i) {
-            recordings.push_back(ds.load(ds.test[i]));
-            longest = std::max(longest, recordings.back().back().t - recordings.back().front().t);
-        }
-    }
-    const std::int64_t dt = longest / std::int64_t(T) + 1000;  // a window holds any recording
+    // The recordings as the run path reads them; a window holds any of them.
+    const auto [recordings, dt] = shipped_recordings(weights.spec, folder, K);
     const auto samples =
         io::open_samples(m::sample_options(weights.spec, folder, "test", "duration", K, dt));
     // One stream: recording k starts exactly where window k starts.
@@ -304,17 +314,7 @@ TEST_CASE(
     const auto net = m::build_network(weights);
     const std::size_t T = weights.spec.time_steps, K = 4;
     const auto folder = (shipped / "data/nmnist_test100").string();
-    std::vector<std::vector<io::Event>> recordings;
-    std::int64_t longest = 0;
-    {
-        const auto first = m::sample_options(weights.spec, folder, "test", "number", K);
-        const auto ds = io::open_event_dataset(folder, first.dataset);
-        for (std::size_t i = 0; i < K; ++i) {
-            recordings.push_back(ds.load(ds.test[i]));
-            longest = std::max(longest, recordings.back().back().t - recordings.back().front().t);
-        }
-    }
-    const std::int64_t dt = longest / std::int64_t(T) + 1000;
+    const auto [recordings, dt] = shipped_recordings(weights.spec, folder, K);
     const auto samples =
         io::open_samples(m::sample_options(weights.spec, folder, "test", "duration", K, dt));
     std::vector<st::WindowResult> windows;

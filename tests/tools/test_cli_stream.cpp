@@ -51,6 +51,27 @@ std::vector<std::vector<io::Event>> shipped_recordings(std::size_t n) {
     return out;
 }
 
+// A bin length at which a window of T bins holds the longest recording (+1 ms).
+std::int64_t window_dt(const std::vector<std::vector<io::Event>>& recs, std::size_t T) {
+    std::int64_t longest = 0;
+    for (const auto& r : recs) longest = std::max(longest, r.back().t - r.front().t);
+    return longest / std::int64_t(T) + 1000;
+}
+
+// One stream of the recordings: recording k starts where window k · spacing starts (from 0.5 s).
+std::vector<io::Event> stream_of(const std::vector<std::vector<io::Event>>& recs, std::size_t T,
+                                 std::int64_t dt, std::size_t spacing) {
+    std::vector<io::Event> stream;
+    for (std::size_t k = 0; k < recs.size(); ++k) {
+        const std::int64_t shift = 500'000 + std::int64_t(spacing * k * T) * dt - recs[k].front().t;
+        for (auto e : recs[k]) {
+            e.t += shift;
+            stream.push_back(e);
+        }
+    }
+    return stream;
+}
+
 void write_h5(const fs::path& path, const std::vector<io::Event>& events,
               io::Geometry g = {34, 34}) {
     io::WriterOptions o;
@@ -229,18 +250,9 @@ TEST_CASE(
     ScratchDir dir;
     const std::size_t K = 5, T = 16;
     const auto recs = shipped_recordings(K);
-    std::int64_t longest = 0;
-    for (const auto& r : recs) longest = std::max(longest, r.back().t - r.front().t);
-    const std::int64_t dt = longest / std::int64_t(T) + 1000;
+    const std::int64_t dt = window_dt(recs, T);
     // One stream where recording k starts exactly where window k starts.
-    std::vector<io::Event> stream;
-    for (std::size_t k = 0; k < K; ++k) {
-        const std::int64_t shift = 500'000 + std::int64_t(k * T) * dt - recs[k].front().t;
-        for (auto e : recs[k]) {
-            e.t += shift;
-            stream.push_back(e);
-        }
-    }
+    const auto stream = stream_of(recs, T, dt, 1);
     write_h5(dir / "stream.h5", stream);
 
     Child server({"stream", "serve", shipped_model, "--udp-port", "0", "--publish", "0", "--dt",
@@ -290,19 +302,10 @@ TEST_CASE(
     ScratchDir dir;
     const std::size_t K = 3, T = 16;
     const auto recs = shipped_recordings(K);
-    std::int64_t longest = 0;
-    for (const auto& r : recs) longest = std::max(longest, r.back().t - r.front().t);
-    const std::int64_t dt = longest / std::int64_t(T) + 1000;
+    const std::int64_t dt = window_dt(recs, T);
     // Recording k starts where window 2k starts: no later event closes a window, its deadline
     // does (the idle flush is off).
-    std::vector<io::Event> stream;
-    for (std::size_t k = 0; k < K; ++k) {
-        const std::int64_t shift = 500'000 + std::int64_t(2 * k * T) * dt - recs[k].front().t;
-        for (auto e : recs[k]) {
-            e.t += shift;
-            stream.push_back(e);
-        }
-    }
+    const auto stream = stream_of(recs, T, dt, 2);
     write_h5(dir / "stream.h5", stream);
     // A grace that absorbs a loaded machine's scheduling hiccups (the sender and the server share
     // two cores with the test suite); the timing of the default grace is the next test's.
